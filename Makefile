@@ -1,0 +1,41 @@
+# ragreel: `make demo` renders sample videos, `make test` runs the test suite.
+# Both create .venv and install what they need on first use.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export HF_HUB_OFFLINE = 1
+export DO_NOT_TRACK = 1
+
+.PHONY: install demo test lint bench eval clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	@echo "Installing ragreel and its models (first time: several minutes; llama.cpp compiles once)..."
+	$(PY) -m pip install --progress-bar off -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m flows.ingest data/kb
+	$(PY) -m flows.retrieve "What water temperature should I use for oolong tea?" "高山烏龍茶要種在多高的地方？" --top-k 3
+
+test: install
+	$(PY) -m pytest || [ $$? -eq 5 ]
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+eval: install
+	$(PY) -m bench.retrieval_eval
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf .ragreel .pytest_cache

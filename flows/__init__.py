@@ -1,0 +1,1 @@
+"""Prefect flows: ingest, retrieve, generate (one question) and batch (a spreadsheet)."""

@@ -1,0 +1,248 @@
+"""Read Markdown, plain text, HTML and PDF into titled sections.
+
+Each loader returns a :class:`Document`: its title and a list of sections, each with the
+heading path it sits under. A file that cannot be read raises :class:`UnreadableFile` with
+a reason a person can act on; ingestion reports it and goes on with the other files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
+                      ".html": "html", ".htm": "html", ".pdf": "pdf"}
+
+
+class UnreadableFile(Exception):
+    """The file can't be ingested; the message says why."""
+
+
+@dataclass
+class Section:
+    heading: str  # heading path, e.g. "Brewing > Water temperature"; "" before the first heading
+    text: str
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(section.text for section in self.sections)
+
+
+def is_supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def load_document(path: Path, data: bytes | None = None) -> Document:
+    """Load one file by its extension. ``data`` saves a second read when the caller has the bytes."""
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise UnreadableFile(f"unsupported file type {path.suffix!r}")
+    data = path.read_bytes() if data is None else data
+    loader = {"markdown": _load_markdown, "text": _load_text, "html": _load_html, "pdf": _load_pdf}[kind]
+    document = loader(data, path)
+    document.sections = [s for s in document.sections if s.text.strip()]
+    if not document.sections:
+        raise UnreadableFile("no text found")
+    return document
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else a confidently detected legacy encoding such as Big5."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UnreadableFile("binary content under a text extension")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    # A high chaos ratio means the bytes decode to mojibake in every encoding tried.
+    if best is None or best.chaos > 0.2:
+        raise UnreadableFile("not valid UTF-8 and no other text encoding fits (save it as UTF-8)")
+    return str(best)
+
+
+def _title_from_path(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+def _inline_text(token) -> str:
+    parts: list[str] = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline", "html_inline"):
+            parts.append(child.content if child.type != "html_inline" else "")
+        elif child.type == "softbreak":
+            parts.append("\n")
+        elif child.type == "hardbreak":
+            parts.append("\n")
+        elif child.type == "image":
+            parts.append(child.content)
+    return "".join(parts)
+
+
+def _load_markdown(data: bytes, path: Path) -> Document:
+    from markdown_it import MarkdownIt
+
+    source = decode_text(data)
+    source = re.sub(r"\A---\n.*?\n---\n", "", source, flags=re.S)  # YAML front matter is metadata
+    tokens = MarkdownIt("commonmark").enable("table").parse(source)
+    title: str | None = None
+    headings: list[tuple[int, str]] = []
+    sections: list[Section] = []
+    blocks: list[str] = []
+
+    def flush() -> None:
+        if blocks:
+            sections.append(Section(" > ".join(h for _, h in headings), "\n\n".join(blocks)))
+            blocks.clear()
+
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.type == "heading_open":
+            level = int(token.tag[1])
+            text = _inline_text(tokens[i + 1]).strip()
+            flush()
+            if level == 1 and title is None:
+                title = text
+                headings = []
+            else:
+                headings = [(lv, h) for lv, h in headings if lv < level] + [(level, text)]
+            i += 3
+            continue
+        if token.type == "inline":
+            text = _inline_text(token).strip()
+            if text:
+                blocks.append(text)
+        elif token.type in ("fence", "code_block") and token.content.strip():
+            blocks.append(token.content.strip())
+        i += 1
+    flush()
+    return Document(title or _title_from_path(path), sections)
+
+
+# --- plain text -------------------------------------------------------------------------------
+
+def _load_text(data: bytes, path: Path) -> Document:
+    text = decode_text(data).replace("\r\n", "\n")
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    if not paragraphs:
+        return Document(_title_from_path(path))
+    first_line = paragraphs[0].split("\n", 1)[0].strip()
+    # A short first line standing alone reads as the document's title.
+    if len(first_line) <= 80 and "\n" not in paragraphs[0]:
+        title, paragraphs = first_line, paragraphs[1:]
+    else:
+        title = _title_from_path(path)
+    return Document(title, [Section("", "\n\n".join(paragraphs))])
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+_HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "td", "th",
+                "dd", "dt", "figcaption", "summary"]
+
+
+def _load_html(data: bytes, path: Path) -> Document:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(decode_text(data), "html.parser")
+    for tag in soup(["script", "style", "noscript", "nav", "footer", "template", "svg"]):
+        tag.decompose()
+    title_tag = soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    body = soup.body or soup
+    headings: list[tuple[int, str]] = []
+    sections: list[Section] = []
+    blocks: list[str] = []
+
+    def flush() -> None:
+        if blocks:
+            sections.append(Section(" > ".join(h for _, h in headings), "\n\n".join(blocks)))
+            blocks.clear()
+
+    for element in body.find_all(_HTML_BLOCKS):
+        if element.name[0] == "h" and element.name[1:].isdigit():
+            level, text = int(element.name[1]), element.get_text(" ", strip=True)
+            flush()
+            if level == 1 and not title:
+                title = text
+            elif level > 1 or title != text:
+                headings = [(lv, h) for lv, h in headings if lv < level] + [(level, text)]
+            continue
+        # Nested blocks (a <p> inside an <li>) are taken at the innermost level only.
+        if element.find(_HTML_BLOCKS):
+            continue
+        text = element.get_text(" ", strip=True) if element.name != "pre" else element.get_text().strip()
+        if text:
+            blocks.append(text)
+    flush()
+    if not sections:
+        text = body.get_text("\n", strip=True)
+        sections = [Section("", text)] if text else []
+    return Document(title or _title_from_path(path), sections)
+
+
+# --- PDF --------------------------------------------------------------------------------------
+
+def _load_pdf(data: bytes, path: Path) -> Document:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableFile("encrypted PDF (save a copy without a password)")
+        page_headings = _pdf_outline_headings(reader)
+        sections: list[Section] = []
+        heading = ""
+        for number, page in enumerate(reader.pages):
+            heading = page_headings.get(number, heading)
+            text = (page.extract_text() or "").strip()
+            if text:
+                sections.append(Section(heading, text))
+        title = (reader.metadata.title if reader.metadata else None) or ""
+    except UnreadableFile:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise UnreadableFile(f"damaged PDF ({exc})") from exc
+    if not title.strip() and sections:
+        first_line = sections[0].text.split("\n", 1)[0].strip()
+        title = first_line if len(first_line) <= 80 else ""
+    return Document(title.strip() or _title_from_path(path), sections)
+
+
+def _pdf_outline_headings(reader) -> dict[int, str]:
+    """Page number -> heading path from the PDF's bookmarks, when it has any."""
+    headings: dict[int, str] = {}
+
+    def walk(items, parents: list[str]) -> None:
+        last: list[str] = parents
+        for item in items:
+            if isinstance(item, list):
+                walk(item, last)
+                continue
+            try:
+                page = reader.get_destination_page_number(item)
+            except Exception:  # noqa: BLE001 - a broken bookmark only loses its heading
+                continue
+            last = [*parents, str(item.title)]
+            headings.setdefault(page, " > ".join(last))
+
+    try:
+        walk(reader.outline, [])
+    except Exception:  # noqa: BLE001
+        return {}
+    return headings

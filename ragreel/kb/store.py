@@ -1,0 +1,208 @@
+"""The LanceDB table of chunks: one row per chunk, a vector column and a full-text index.
+
+A :class:`KnowledgeBase` is opened from settings wherever it is needed; it is never passed
+into a Prefect task (tasks take the knowledge-base *version*, a string, instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragreel.errors import KnowledgeBaseError
+from ragreel.kb.chunking import chunking_signature
+from ragreel.schemas import Passage
+from ragreel.settings import Settings
+from ragreel.text import has_han, to_traditional
+
+log = logging.getLogger(__name__)
+
+META_FILE = "kb.json"
+INGEST_HINT = "run: python -m flows.ingest data/kb  (or your own folder)"
+
+
+def search_form(text: str) -> str:
+    """What the full-text index sees: Chinese folded to Traditional so either script matches."""
+    return to_traditional(text) if has_han(text) else text
+
+
+def sql_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class KBStatus:
+    path: str
+    documents: int
+    chunks: int
+    version: str
+    embedding_model: str
+    roots: list[str]
+
+
+class KnowledgeBase:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.path = Path(settings.kb_dir)
+        self._db = None
+
+    # --- opening --------------------------------------------------------------------------
+    @property
+    def meta_path(self) -> Path:
+        return self.path / META_FILE
+
+    def pipeline_meta(self) -> dict:
+        return {
+            "embedding_model": self.settings.embedding_model,
+            "chunking": chunking_signature(self.settings),
+            "fts_tokenizer": self.settings.fts_tokenizer,
+        }
+
+    def stored_meta(self) -> dict | None:
+        if not self.meta_path.exists():
+            return None
+        return json.loads(self.meta_path.read_text())
+
+    def exists(self) -> bool:
+        return self.meta_path.exists() and (self.path / f"{self.settings.table_name}.lance").exists()
+
+    def _connect(self):
+        if self._db is None:
+            # lance warns on every hybrid query about a future change of projected columns
+            os.environ.setdefault("LANCEDB_LOG", "error")
+            import lancedb
+
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._db = lancedb.connect(str(self.path))
+        return self._db
+
+    def table(self):
+        """The chunks table at its latest version; a clear error when nothing was ingested yet.
+
+        Opened afresh on each call (cheap) because tasks write through their own handles and
+        a kept handle would read a stale version.
+        """
+        if not self.exists():
+            raise KnowledgeBaseError(f"no knowledge base at {self.path}", hint=INGEST_HINT)
+        meta = self.stored_meta() or {}
+        if meta.get("embedding_model") != self.settings.embedding_model:
+            raise KnowledgeBaseError(
+                f"the knowledge base at {self.path} was embedded with {meta.get('embedding_model')!r}, "
+                f"but RAGREEL_EMBEDDING_MODEL is {self.settings.embedding_model!r}",
+                hint="re-ingest with --rebuild, or set the setting back",
+            )
+        return self._connect().open_table(self.settings.table_name)
+
+    def create(self, dimension: int) -> None:
+        """A new, empty table (dropping an old one) and its metadata."""
+        import pyarrow as pa
+
+        db = self._connect()
+        schema = pa.schema([
+            pa.field("chunk_id", pa.string()),
+            pa.field("root", pa.string()),
+            pa.field("source", pa.string()),
+            pa.field("title", pa.string()),
+            pa.field("heading", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field("search_text", pa.string()),
+            pa.field("language", pa.string()),
+            pa.field("content_hash", pa.string()),
+            pa.field("position", pa.int32()),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+        ])
+        table = db.create_table(self.settings.table_name, schema=schema, mode="overwrite")
+        self._create_fts_index(table)
+        self.meta_path.write_text(json.dumps({**self.pipeline_meta(), "dimension": dimension}, indent=2))
+
+    def _create_fts_index(self, table) -> None:
+        from lancedb.index import FTS
+
+        # Stemming and stop words are English-only rules; ICU segments Chinese into words.
+        table.create_index(
+            "search_text",
+            config=FTS(base_tokenizer=self.settings.fts_tokenizer, stem=True, remove_stop_words=True),
+            replace=True,
+        )
+
+    # --- documents ------------------------------------------------------------------------
+    def documents(self) -> dict[tuple[str, str], str]:
+        """(root, source) -> content hash for every stored document."""
+        table = self.table()
+        count = table.count_rows()
+        if count == 0:
+            return {}
+        rows = table.search().select(["root", "source", "content_hash"]).limit(count).to_list()
+        return {(row["root"], row["source"]): row["content_hash"] for row in rows}
+
+    def replace_document(self, root: str, source: str, rows: list[dict]) -> None:
+        """Swap in a document's new chunks and drop its old ones in one commit."""
+        table = self.table()
+        (
+            table.merge_insert("chunk_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(f"root = {sql_quote(root)} AND source = {sql_quote(source)}")
+            .execute(rows)
+        )
+
+    def remove_documents(self, root: str, sources: list[str]) -> None:
+        if sources:
+            listed = ", ".join(sql_quote(s) for s in sources)
+            self.table().delete(f"root = {sql_quote(root)} AND source IN ({listed})")
+
+    def optimize(self) -> None:
+        """Compact the many small versions an ingest writes and fold new rows into the indices.
+
+        Old versions are kept for LanceDB's default week, so that a run reading the table
+        while an ingest commits is never cut off.
+        """
+        self.table().optimize()
+
+    # --- status ---------------------------------------------------------------------------
+    def version(self) -> str:
+        """A short hash of what the knowledge base holds and how it was built."""
+        digest = hashlib.sha256(json.dumps(self.pipeline_meta(), sort_keys=True).encode())
+        for (root, source), content_hash in sorted(self.documents().items()):
+            digest.update(f"{root}\0{source}\0{content_hash}\n".encode())
+        return digest.hexdigest()[:12]
+
+    def status(self) -> KBStatus:
+        docs = self.documents()
+        return KBStatus(
+            path=str(self.path), documents=len(docs), chunks=self.table().count_rows(),
+            version=self.version(), embedding_model=self.settings.embedding_model,
+            roots=sorted({root for root, _ in docs}),
+        )
+
+    # --- search ---------------------------------------------------------------------------
+    def search(self, question: str, vector: list[float], top_k: int) -> list[Passage]:
+        """Hybrid search: vector and full-text candidates fused by reciprocal rank."""
+        from lancedb.rerankers import RRFReranker
+
+        table = self.table()
+        if table.count_rows() == 0:
+            raise KnowledgeBaseError(f"the knowledge base at {self.path} is empty", hint=INGEST_HINT)
+        candidates = max(top_k * 4, 20)
+        columns = ["chunk_id", "source", "title", "heading", "text", "language"]
+        query = (
+            table.search(query_type="hybrid", fts_columns="search_text")
+            .vector(vector)
+            .text(search_form(question))
+            .select(columns)
+            .limit(candidates)
+            .rerank(RRFReranker())
+        )
+        rows = query.to_list()[:top_k]
+        return [
+            Passage(
+                chunk_id=row["chunk_id"], source=row["source"], title=row["title"], heading=row["heading"],
+                text=row["text"], language=row["language"], score=round(float(row["_relevance_score"]), 6),
+                rank=rank,
+            )
+            for rank, row in enumerate(rows, start=1)
+        ]

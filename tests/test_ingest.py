@@ -1,0 +1,67 @@
+"""Ingestion through the real flow: idempotent, incremental, and tolerant of bad files."""
+
+import json
+
+import pytest
+
+from flows.ingest import ingest_knowledge_base, main
+from ragreel.kb.store import KnowledgeBase
+from ragreel.settings import get_settings
+from tasks.retrieve import retrieve_passages
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_ingest_is_idempotent_incremental_and_skips_bad_files(ragreel_home, sample_kb_copy):
+    (sample_kb_copy / "broken.pdf").write_bytes(b"%PDF-1.4 not a pdf at all")
+    (sample_kb_copy / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (sample_kb_copy / ".hidden").mkdir()
+    (sample_kb_copy / ".hidden" / "secret.md").write_text("# not ingested")
+
+    first = ingest_knowledge_base([str(sample_kb_copy)])
+    assert first.count("added") == 6
+    assert {f.source: f.reason for f in first.files if f.status == "skipped"}.keys() == {"broken.pdf", "binary.txt"}
+    assert "binary" in next(f.reason for f in first.files if f.source == "binary.txt")
+    assert first.embedded == first.chunks > 0
+    assert first.documents == 6
+
+    # Nothing changed: no embedding work at all, same version.
+    second = ingest_knowledge_base([str(sample_kb_copy)])
+    assert second.embedded == 0
+    assert second.count("unchanged") == 6 and second.count("added") == second.count("updated") == 0
+    assert second.version == first.version
+
+    # A changed file replaces its chunks; a removed file loses them.
+    guide = sample_kb_copy / "tea" / "brewing-guide.md"
+    guide.write_text("# Brewing Oolong Tea at Home\n\nAlways use water from the Zhuoshui river, cooled to 80 degrees.\n")
+    (sample_kb_copy / "typhoons.md").unlink()
+    third = ingest_knowledge_base([str(sample_kb_copy)])
+    statuses = {f.source: f.status for f in third.files}
+    assert statuses["tea/brewing-guide.md"] == "updated" and statuses["typhoons.md"] == "removed"
+    assert third.embedded == next(f.chunks for f in third.files if f.source == "tea/brewing-guide.md")
+    assert third.version != second.version and third.documents == 5
+
+    kb = KnowledgeBase(get_settings())
+    texts = [row["text"] for row in kb.table().search().select(["text", "source"]).limit(1000).to_list()]
+    assert not any("Lightly oxidised oolongs" in t for t in texts)  # old chunks gone
+    assert any("Zhuoshui" in t for t in texts)
+    passages = retrieve_passages("typhoon day off", top_k=5)
+    assert all(p.source != "typhoons.md" for p in passages)
+
+
+def test_single_file_ingest_does_not_remove_its_neighbours(ragreel_home, sample_kb_copy):
+    ingest_knowledge_base([str(sample_kb_copy)])
+    report = ingest_knowledge_base([str(sample_kb_copy / "typhoons.md")])
+    assert [f.status for f in report.files] == ["unchanged"]
+    assert report.documents == 6
+
+
+def test_status_and_missing_paths(ragreel_home, sample_kb_copy, capsys):
+    assert main(["does/not/exist"]) == 2
+    assert "not found: does/not/exist" in capsys.readouterr().err
+    assert main([str(sample_kb_copy), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["documents"] == 6
+    assert main(["--status"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["documents"] == 6 and status["version"] == report["version"]

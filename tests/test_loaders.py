@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import pytest
+
+from ragreel.kb.loaders import UnreadableFile, load_document
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def test_markdown_title_heading_paths_and_plain_text(tmp_path):
+    md = write(tmp_path, "guide.md", """---
+title: ignored front matter
+---
+# Brewing Guide
+
+Intro with **bold** and a [link](https://example.com).
+
+## Water
+
+Use *soft* water.
+
+### Temperature
+
+Ninety degrees.
+
+## Leaves
+
+- three grams
+- one pot
+""")
+    doc = load_document(md)
+    assert doc.title == "Brewing Guide"
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("", "Intro with bold and a link."),
+        ("Water", "Use soft water."),
+        ("Water > Temperature", "Ninety degrees."),
+        ("Leaves", "three grams\n\none pot"),
+    ]
+
+
+def test_markdown_without_h1_uses_file_name(tmp_path):
+    doc = load_document(write(tmp_path, "night-markets.md", "夜市從傍晚開始營業。"))
+    assert doc.title == "night markets"
+
+
+def test_html_title_headings_lists_and_no_scripts(tmp_path):
+    html = write(tmp_path, "mrt.html", """<html><head><title>捷運指南</title><script>var x = 1;</script></head>
+<body><nav>menu</nav><h1>捷運指南</h1><p>第一段。</p>
+<h2>規定</h2><ul><li><p>禁止飲食。</p></li><li>請讓座。</li></ul>
+<h3>罰則</h3><p>最高七千五百元。</p></body></html>""")
+    doc = load_document(html)
+    assert doc.title == "捷運指南"
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("", "第一段。"), ("規定", "禁止飲食。\n\n請讓座。"), ("規定 > 罰則", "最高七千五百元。"),
+    ]
+    assert "var x" not in doc.text and "menu" not in doc.text
+
+
+def test_text_file_title_from_first_line(tmp_path):
+    doc = load_document(write(tmp_path, "notes.txt", "Garbage in Taipei\n\nTrucks play music.\n\nNo bins."))
+    assert doc.title == "Garbage in Taipei"
+    assert doc.text == "Trucks play music.\n\nNo bins."
+
+
+def test_big5_text_is_decoded(tmp_path):
+    doc = load_document(write(tmp_path, "big5.txt", "高山茶\n\n高山烏龍茶生長在海拔一千公尺以上的茶園，茶湯甘甜。".encode("big5")))
+    assert doc.title == "高山茶" and "海拔一千公尺" in doc.text
+
+
+def _pdf(path: Path, encrypt: bool = False) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_title("Typhoon Handbook")
+    pdf.set_font("helvetica", size=12)
+    for heading, body in [("Warnings", "A sea warning comes 24 hours ahead."),
+                          ("Days off", "Local governments decide on closures.")]:
+        pdf.add_page()
+        pdf.start_section(heading)
+        pdf.multi_cell(0, 8, body)
+    if encrypt:
+        pdf.set_encryption(owner_password="owner", user_password="secret")
+    pdf.output(str(path))
+    return path
+
+
+def test_pdf_title_pages_and_outline_headings(tmp_path):
+    doc = load_document(_pdf(tmp_path / "handbook.pdf"))
+    assert doc.title == "Typhoon Handbook"
+    assert [s.heading for s in doc.sections] == ["Warnings", "Days off"]
+    assert "sea warning" in doc.sections[0].text and "Local governments" in doc.sections[1].text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("secret.pdf", None, "encrypted"),
+        ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "PDF"),
+        ("image.md", bytes(range(256)) * 8, "binary"),
+        ("mojibake.txt", bytes([0x80 + (i * 37) % 100 for i in range(600)]), "UTF-8"),
+        ("empty.md", b"\n\n   \n", "no text"),
+        ("table.xlsx", b"PK", "unsupported"),
+    ],
+)
+def test_unreadable_files_say_why(tmp_path, name, content, reason):
+    path = _pdf(tmp_path / name, encrypt=True) if content is None else write(tmp_path, name, content)
+    with pytest.raises(UnreadableFile, match=reason):
+        load_document(path)
