@@ -39,10 +39,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("questions", nargs="+", help="one or more questions")
     parser.add_argument("--top-k", type=int, default=None, help="passages per question (default RAGREEL_TOP_K)")
+    parser.add_argument("--mode", choices=["hybrid", "vector", "fts"], default="hybrid",
+                        help="hybrid (default), or one side alone to see what each contributes")
     parser.add_argument("--json", action="store_true", help="print one JSON list for all questions")
     args = parser.parse_args(argv)
     try:
-        results = [(q, retrieve_passages(q, args.top_k)) for q in args.questions]
+        results = [(q, retrieve_passages(q, args.top_k, mode=args.mode)) for q in args.questions]
     except RagreelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

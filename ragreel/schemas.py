@@ -76,3 +76,25 @@ class RenderedVideo(BaseModel):
     width: int
     height: int
     fps: int
+
+
+class VideoResult(BaseModel):
+    """What one run of the generate flow produced."""
+
+    question: str
+    language: Language
+    answer: str
+    covered: bool
+    sources: list[Citation] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list)
+    llm: str = Field(description="backend:model that answered, e.g. 'local:qwen2.5-coder-1.5b-instruct'.")
+    voice: str | None = None
+    output_dir: str
+    mp4_path: str | None = None
+    wav_path: str | None = None
+    srt_path: str | None = None
+    thumbnail_path: str | None = None
+    narration_seconds: float | None = None
+    video_seconds: float | None = None
+    cached_stages: list[str] = Field(default_factory=list, description="Stages served from Prefect's cache.")
+    seconds: float = Field(0.0, description="Wall time of the run.")

@@ -6,7 +6,7 @@ import logging
 
 from ragreel.errors import InputError
 from ragreel.kb.embedding import embed
-from ragreel.kb.store import KnowledgeBase
+from ragreel.kb.store import KnowledgeBase, SearchMode
 from ragreel.schemas import Passage
 from ragreel.settings import Settings, get_settings
 
@@ -32,7 +32,8 @@ def knowledge_base_version(settings: Settings | None = None) -> str:
     return KnowledgeBase(settings or get_settings()).version()
 
 
-def retrieve_passages(question: str, top_k: int | None = None, settings: Settings | None = None) -> list[Passage]:
+def retrieve_passages(question: str, top_k: int | None = None, settings: Settings | None = None,
+                      mode: SearchMode = "hybrid") -> list[Passage]:
     """The ``top_k`` passages that best answer ``question``, best first."""
     settings = settings or get_settings()
     question = validate_question(question, settings)
@@ -42,7 +43,7 @@ def retrieve_passages(question: str, top_k: int | None = None, settings: Setting
     kb = KnowledgeBase(settings)
     kb.table()  # a missing knowledge base fails before the embedding model loads
     [vector] = embed([question], settings.embedding_model)
-    passages = kb.search(question, vector, top_k)
+    passages = kb.search(question, vector, top_k, mode)
     log.info("Retrieved %d passages for %r: %s", len(passages), question[:60],
              ", ".join(f"{p.source} ({p.score:.3f})" for p in passages))
     return passages

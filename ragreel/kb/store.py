@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ragreel.errors import KnowledgeBaseError
 from ragreel.kb.chunking import chunking_signature
@@ -22,6 +23,7 @@ from ragreel.text import has_han, to_traditional
 log = logging.getLogger(__name__)
 
 META_FILE = "kb.json"
+SearchMode = Literal["hybrid", "vector", "fts"]
 INGEST_HINT = "run: python -m flows.ingest data/kb  (or your own folder)"
 
 
@@ -180,29 +182,40 @@ class KnowledgeBase:
         )
 
     # --- search ---------------------------------------------------------------------------
-    def search(self, question: str, vector: list[float], top_k: int) -> list[Passage]:
-        """Hybrid search: vector and full-text candidates fused by reciprocal rank."""
-        from lancedb.rerankers import RRFReranker
+    def search(self, question: str, vector: list[float], top_k: int,
+               mode: SearchMode = "hybrid") -> list[Passage]:
+        """Hybrid search: vector and full-text candidates fused by reciprocal rank.
 
+        ``mode`` "vector" or "fts" runs one side alone (for evaluation and debugging).
+        """
         table = self.table()
         if table.count_rows() == 0:
             raise KnowledgeBaseError(f"the knowledge base at {self.path} is empty", hint=INGEST_HINT)
-        candidates = max(top_k * 4, 20)
         columns = ["chunk_id", "source", "title", "heading", "text", "language"]
-        query = (
-            table.search(query_type="hybrid", fts_columns="search_text")
-            .vector(vector)
-            .text(search_form(question))
-            .select(columns)
-            .limit(candidates)
-            .rerank(RRFReranker())
-        )
-        rows = query.to_list()[:top_k]
+        if mode == "vector":
+            rows = table.search(vector, query_type="vector").select(columns).limit(top_k).to_list()
+            scores = [1.0 - row["_distance"] / 2 for row in rows]  # unit vectors: L2² -> cosine
+        elif mode == "fts":
+            rows = (table.search(search_form(question), query_type="fts", fts_columns="search_text")
+                    .select(columns).limit(top_k).to_list())
+            scores = [row["_score"] for row in rows]
+        else:
+            from lancedb.rerankers import RRFReranker
+
+            rows = (
+                table.search(query_type="hybrid", fts_columns="search_text")
+                .vector(vector)
+                .text(search_form(question))
+                .select(columns)
+                .limit(max(top_k * 4, 20))  # a deeper candidate pool on each side makes fusion fairer
+                .rerank(RRFReranker())
+                .to_list()
+            )[:top_k]
+            scores = [row["_relevance_score"] for row in rows]
         return [
             Passage(
                 chunk_id=row["chunk_id"], source=row["source"], title=row["title"], heading=row["heading"],
-                text=row["text"], language=row["language"], score=round(float(row["_relevance_score"]), 6),
-                rank=rank,
+                text=row["text"], language=row["language"], score=round(float(score), 6), rank=rank,
             )
-            for rank, row in enumerate(rows, start=1)
+            for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1)
         ]
