@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ragreel.errors import InputError
-from ragreel.kb.embedding import embed
+from ragreel.kb.embedding import embed, vocabulary_coverage
 from ragreel.kb.store import KnowledgeBase, SearchMode
 from ragreel.schemas import Passage
 from ragreel.settings import Settings, get_settings
@@ -43,7 +43,9 @@ def retrieve_passages(question: str, top_k: int | None = None, settings: Setting
     kb = KnowledgeBase(settings)
     kb.table()  # a missing knowledge base fails before the embedding model loads
     [vector] = embed([question], settings.embedding_model)
-    passages = kb.search(question, vector, top_k, mode)
+    # An English-only model turns most of a Chinese question into [UNK]: trust its vector less.
+    vector_weight = 0.5 * vocabulary_coverage(question, settings.embedding_model)
+    passages = kb.search(question, vector, top_k, mode, vector_weight)
     log.info("Retrieved %d passages for %r: %s", len(passages), question[:60],
              ", ".join(f"{p.source} ({p.score:.3f})" for p in passages))
     return passages

@@ -72,3 +72,17 @@ def dimension(model_name: str) -> int:
     model = get_model(model_name)
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter())
+
+
+def vocabulary_coverage(text: str, model_name: str) -> float:
+    """Share of the text's tokens that the model's tokenizer knows (not [UNK]).
+
+    all-MiniLM-L6-v2 maps most Han characters to [UNK], so its vectors say little about a
+    Chinese question; hybrid search weighs the vector side by this share.
+    """
+    tokenizer = getattr(get_model(model_name), "tokenizer", None)
+    unknown_id = getattr(tokenizer, "unk_token_id", None)
+    if tokenizer is None or unknown_id is None:
+        return 1.0
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return 1.0 - (sum(1 for i in ids if i == unknown_id) / len(ids)) if ids else 1.0

@@ -183,9 +183,10 @@ class KnowledgeBase:
 
     # --- search ---------------------------------------------------------------------------
     def search(self, question: str, vector: list[float], top_k: int,
-               mode: SearchMode = "hybrid") -> list[Passage]:
-        """Hybrid search: vector and full-text candidates fused by reciprocal rank.
+               mode: SearchMode = "hybrid", vector_weight: float = 0.5) -> list[Passage]:
+        """Hybrid search: vector and full-text candidates fused by weighted reciprocal rank.
 
+        ``vector_weight`` (0..1, full text gets the rest) says how far to trust the vectors;
         ``mode`` "vector" or "fts" runs one side alone (for evaluation and debugging).
         """
         table = self.table()
@@ -200,7 +201,7 @@ class KnowledgeBase:
                     .select(columns).limit(top_k).to_list())
             scores = [row["_score"] for row in rows]
         else:
-            from lancedb.rerankers import RRFReranker
+            from lancedb.rerankers import MRRReranker
 
             rows = (
                 table.search(query_type="hybrid", fts_columns="search_text")
@@ -208,7 +209,7 @@ class KnowledgeBase:
                 .text(search_form(question))
                 .select(columns)
                 .limit(max(top_k * 4, 20))  # a deeper candidate pool on each side makes fusion fairer
-                .rerank(RRFReranker())
+                .rerank(MRRReranker(weight_vector=round(vector_weight, 6), weight_fts=round(1 - vector_weight, 6)))
                 .to_list()
             )[:top_k]
             scores = [row["_relevance_score"] for row in rows]
