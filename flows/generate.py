@@ -183,6 +183,13 @@ def _answer_markdown(answer: Answer, passages: list[Passage]) -> str:
     return "\n".join(lines)
 
 
+def _write_result(result: VideoResult, folder: Path) -> None:
+    """result.json beside the video: what a batch on another host reads back."""
+    tmp = folder / "result.json.tmp"
+    tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    tmp.replace(folder / "result.json")
+
+
 def _flow_run_name() -> str:
     from prefect.runtime import flow_run
 
@@ -192,7 +199,7 @@ def _flow_run_name() -> str:
 
 # --- the flow -------------------------------------------------------------------------------
 
-@flow(name="generate-video", flow_run_name=_flow_run_name)
+@flow(name="generate-video", flow_run_name=_flow_run_name, persist_result=True)
 def generate_video(
     question: str,
     language: str | None = None,
@@ -201,12 +208,14 @@ def generate_video(
     aspect: Aspect | None = None,
     output_dir: str | None = None,
     video: bool = True,
+    title: str | None = None,
 ) -> VideoResult:
     """Answer ``question`` from the knowledge base and turn the answer into a narrated video.
 
     ``language`` ('en' or 'zh') defaults to the question's; ``voice`` is auto, bark, piper,
     kokoro or espeak; ``aspect`` landscape, portrait or square; ``video=False`` stops after the
-    answer. Outputs go to ``output_dir`` or ``RAGREEL_HOME/videos/<slug>-<hash>/``.
+    answer; ``title`` replaces the question on the title card. Outputs, with a ``result.json``,
+    go to ``output_dir`` or ``RAGREEL_HOME/videos/<slug>-<hash>/``.
     """
     logger = get_run_logger()
     started = time.perf_counter()
@@ -249,6 +258,7 @@ def generate_video(
     )
     if not video:
         result.seconds = round(time.perf_counter() - started, 2)
+        _write_result(result, folder)
         return result
 
     wav_path = folder / f"narration-{_short_hash(voice_signature(settings, language, voice), answer.text)}.wav"
@@ -261,7 +271,8 @@ def generate_video(
     stem = "video" if settings.aspect == "landscape" else f"video-{settings.aspect}"
     rendered, hit = _run_stage(
         render_stage, f"render {settings.aspect} video", lambda r: [r.mp4_path, r.srt_path, r.thumbnail_path],
-        narration, question, sources, str(folder), language, stem, settings.aspect, render_signature(settings),
+        narration, title or question, sources, str(folder), language, stem, settings.aspect,
+        render_signature(settings),
     )
     done("render", hit)
     link = public_link(rendered.mp4_path, settings)
@@ -276,6 +287,7 @@ def generate_video(
     ))
     logger.info("Video ready: %s (%.1fs, voice %s, %s)", rendered.mp4_path, rendered.duration,
                 narration.voice, result.llm)
+    _write_result(result, folder)
     return result
 
 

@@ -1,0 +1,258 @@
+"""A spreadsheet of questions in, a folder of videos and a manifest out.
+
+    python -m flows.batch data/questions.csv
+    python -m flows.batch questions.xlsx --no-video     # a review manifest of answers only
+    python -m flows.batch questions.csv --json          # the summary as JSON on stdout
+
+Every good row runs the generate-video flow (as a subflow here, or, with ``--fan-out``, as a
+run of the generate deployment that any worker of its pool may pick up). Bad rows are
+reported by row and column and skipped; one failing row never stops the others; the batch
+ends Failed when any row failed, after every row has run. Rerunning the same spreadsheet
+reuses every finished row from cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.states import Completed, Failed
+from pydantic import BaseModel, Field
+
+from flows.generate import generate_video
+from ragreel.errors import RagreelError
+from ragreel.schemas import VideoResult
+from ragreel.settings import get_settings
+from tasks.batch import BatchRow, RowProblem, read_spreadsheet, safe_names, write_manifest
+
+GENERATE_DEPLOYMENT = "generate-video/ragreel-generate"
+
+
+class RowOutcome(BaseModel):
+    row: BatchRow
+    status: str  # succeeded | failed | skipped
+    result: VideoResult | None = None
+    failed_stage: str | None = None
+    error: str | None = None
+    flow_run_id: str | None = None
+
+
+class BatchSummary(BaseModel):
+    spreadsheet: str
+    folder: str
+    manifest_csv: str
+    manifest_json: str
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    problems: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped"
+
+
+# --- one row ------------------------------------------------------------------------------------
+
+def _row_parameters(row: BatchRow, output_dir: Path, video: bool) -> dict:
+    return {
+        "question": row.question, "language": row.language, "top_k": row.top_k,
+        "voice": row.voice or "auto", "aspect": row.aspect, "title": row.title,
+        "output_dir": str(output_dir), "video": video,
+    }
+
+
+def _failure(row: BatchRow, exc: BaseException | None, flow_run_id: str | None = None) -> RowOutcome:
+    stage = exc.stage if isinstance(exc, RagreelError) else "generate-video"
+    message = exc.message if isinstance(exc, RagreelError) else f"{type(exc).__name__}: {exc}"
+    return RowOutcome(row=row, status="failed", failed_stage=stage, error=message, flow_run_id=flow_run_id)
+
+
+def run_row_here(row: BatchRow, output_dir: Path, video: bool) -> RowOutcome:
+    state = generate_video(**_row_parameters(row, output_dir, video), return_state=True)
+    if state.is_completed():
+        return RowOutcome(row=row, status="succeeded", result=state.result())
+    return _failure(row, state.result(raise_on_failure=False))
+
+
+def run_row_on_worker(row: BatchRow, output_dir: Path, video: bool, deployment: str) -> RowOutcome:
+    """Run the row as a run of the generate deployment and wait for it: any worker may take it."""
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(deployment, parameters=_row_parameters(row, output_dir, video), timeout=None,
+                              flow_run_name=f"{row.id}: {row.question[:50]}")
+    run_id = str(flow_run.id)
+    if flow_run.state is None or not flow_run.state.is_completed():
+        error = flow_run.state.result(raise_on_failure=False) if flow_run.state else None
+        if not isinstance(error, BaseException):
+            error = RuntimeError(flow_run.state.message if flow_run.state else "no state")
+        return _failure(row, error, run_id)
+    result_file = output_dir / "result.json"
+    try:
+        result = VideoResult.model_validate(flow_run.state.result())
+    except Exception:  # noqa: BLE001 - results stored where this host can't read them
+        result = VideoResult.model_validate_json(result_file.read_text(encoding="utf-8"))
+    return RowOutcome(row=row, status="succeeded", result=result, flow_run_id=run_id)
+
+
+# --- manifest ----------------------------------------------------------------------------------
+
+def manifest_entry(outcome: RowOutcome) -> dict:
+    row, result = outcome.row, outcome.result
+    entry = {
+        "row": row.row, "id": row.id, "question": row.question, "status": outcome.status,
+        "language": result.language if result else row.language,
+        "answer": result.answer if result else "",
+        "sources": "; ".join(f"[{c.number}] {c.title} ({c.source})" for c in result.sources) if result else "",
+        "video": result.mp4_path or "" if result else "",
+        "subtitles": result.srt_path or "" if result else "",
+        "thumbnail": result.thumbnail_path or "" if result else "",
+        "narration_seconds": result.narration_seconds if result else None,
+        "video_seconds": result.video_seconds if result else None,
+        "llm": result.llm if result else "", "voice": (result.voice or "") if result else "",
+        "from_cache": ", ".join(result.cached_stages) if result else "",
+        "failed_stage": outcome.failed_stage or "", "error": outcome.error or "",
+    }
+    return {**entry, **row.extra}
+
+
+def _skipped_entry(problem_rows: dict[int, list[RowProblem]], number: int) -> dict:
+    problems = problem_rows[number]
+    return {"row": number, "id": "", "question": "", "status": "skipped",
+            "error": "; ".join(f"{p.column}: {p.message}" for p in problems)}
+
+
+def _summary_markdown(summary: BatchSummary, entries: list[dict]) -> str:
+    lines = [f"# Batch {Path(summary.spreadsheet).name}", "", f"**{summary.line()}** in {summary.seconds:.0f}s",
+             "", f"Manifest: `{summary.manifest_csv}`", ""]
+    if summary.problems:
+        lines += ["## Rows skipped", ""] + [f"- {p}" for p in summary.problems] + [""]
+    failed = [e for e in entries if e["status"] == "failed"]
+    if failed:
+        lines += ["## Rows failed", ""] + [f"- {e['id']} (row {e['row']}): [{e['failed_stage']}] {e['error']}"
+                                           for e in failed]
+    return "\n".join(lines)
+
+
+# --- the flow ------------------------------------------------------------------------------------
+
+@flow(name="batch-videos", flow_run_name="batch: {spreadsheet}")
+def batch_videos(
+    spreadsheet: str = "data/questions.csv",
+    video: bool = True,
+    fan_out: bool = False,
+    deployment: str = GENERATE_DEPLOYMENT,
+    concurrency: int | None = None,
+) -> BatchSummary:
+    """Turn every good row of ``spreadsheet`` (CSV or .xlsx) into a video and write a manifest.
+
+    ``fan_out`` runs rows as runs of ``deployment`` (workers on several hosts share them)
+    instead of subflows here; ``concurrency`` rows run at once (default RAGREEL_BATCH_CONCURRENCY).
+    """
+    logger = get_run_logger()
+    started = time.perf_counter()
+    settings = get_settings()
+    sheet = read_spreadsheet(spreadsheet, settings)
+    folder = settings.batches_dir / f"{Path(spreadsheet).stem}-{sheet.content_hash}"
+    names = safe_names(sheet.rows)
+    for problem in sheet.problems:
+        logger.warning("Skipping %s", problem)
+    logger.info("%d rows to run, %d skipped; outputs in %s", len(sheet.rows),
+                len({p.row for p in sheet.problems}), folder)
+
+    progress = create_progress_artifact(0.0, description=f"Rows done of {len(sheet.rows)}")
+    outcomes: list[RowOutcome] = []
+    workers = concurrency or settings.batch_concurrency
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-row") as pool:
+        futures = {}
+        for row in sheet.rows:
+            output_dir = folder / "videos" / names[row.id]
+            if fan_out:
+                call = (run_row_on_worker, row, output_dir, video, deployment)
+            else:
+                call = (run_row_here, row, output_dir, video)
+            # Each thread runs in a copy of this flow's context, so rows show up as its subflows.
+            futures[pool.submit(contextvars.copy_context().run, *call)] = row
+        for future in as_completed(futures):
+            row = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - a row's failure is recorded, never raised
+                outcome = _failure(row, exc)
+            outcomes.append(outcome)
+            update_progress_artifact(progress, 100.0 * len(outcomes) / max(len(sheet.rows), 1))
+            if outcome.status == "succeeded":
+                logger.info("[%d/%d] %s done: %s", len(outcomes), len(sheet.rows), row.id,
+                            outcome.result.mp4_path or "answer only")
+            else:
+                logger.error("[%d/%d] %s failed in %s: %s", len(outcomes), len(sheet.rows), row.id,
+                             outcome.failed_stage, outcome.error)
+
+    outcomes.sort(key=lambda o: o.row.row)
+    problem_rows: dict[int, list[RowProblem]] = {}
+    for problem in sheet.problems:
+        problem_rows.setdefault(problem.row, []).append(problem)
+    entries = sorted([manifest_entry(o) for o in outcomes] + [_skipped_entry(problem_rows, n) for n in problem_rows],
+                     key=lambda e: e["row"])
+    manifest_csv, manifest_json = write_manifest(entries, folder)
+    summary = BatchSummary(
+        spreadsheet=str(spreadsheet), folder=str(folder), manifest_csv=str(manifest_csv),
+        manifest_json=str(manifest_json),
+        succeeded=sum(o.status == "succeeded" for o in outcomes), failed=sum(o.status == "failed" for o in outcomes),
+        skipped=len(problem_rows), problems=[str(p) for p in sheet.problems],
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    update_progress_artifact(progress, 100.0)
+    create_table_artifact(entries, key="batch-manifest", description=f"Manifest of {Path(spreadsheet).name}")
+    create_markdown_artifact(_summary_markdown(summary, entries), key="batch-summary",
+                             description=summary.line())
+    logger.info("Batch done in %.0fs: %s. Manifest: %s", summary.seconds, summary.line(), manifest_csv)
+    if summary.failed:
+        return Failed(message=f"{summary.line()}; see {manifest_csv}", data=summary)
+    return Completed(message=summary.line(), data=summary)
+
+
+# --- command line -------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.batch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("spreadsheet", help="CSV (comma, semicolon or tab; any common encoding) or .xlsx, "
+                                            "with a 'question' column; optional id, language, voice, title, "
+                                            "top_k, aspect")
+    parser.add_argument("--no-video", action="store_true", help="answers and sources only: a review manifest")
+    parser.add_argument("--fan-out", action="store_true",
+                        help=f"run rows as runs of the {GENERATE_DEPLOYMENT} deployment (needs workers)")
+    parser.add_argument("--concurrency", type=int, help="rows at once (default RAGREEL_BATCH_CONCURRENCY)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON, nothing else")
+    args = parser.parse_args(argv)
+    state = batch_videos(args.spreadsheet, video=not args.no_video, fan_out=args.fan_out,
+                         concurrency=args.concurrency, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, BatchSummary):
+        reason = summary if isinstance(summary, BaseException) else state.message
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary.model_dump(), ensure_ascii=False, indent=2))
+    else:
+        print(f"\n{summary.line()}\nManifest: {summary.manifest_csv}")
+        for problem in summary.problems:
+            print(f"  skipped {problem}")
+    return 0 if state.is_completed() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
