@@ -1,0 +1,528 @@
+"""Where text goes on a frame: sizes per aspect, line wrapping, subtitle pages, card layouts.
+
+Nothing here draws. Layout functions measure text with the real font and return
+:class:`Card` objects (text lines with positions) that :mod:`ragreel.video.frames` paints,
+so wrapping and margins can be tested without pixels.
+
+Wrapping follows the script, not a language flag: a line may break at whitespace, or next
+to a CJK character (so Chinese breaks between any two characters and English only
+between words), except before closing punctuation or after opening punctuation (kinsoku:
+no line starts with "，。」" and none ends with "「（"). Long sentences become several
+subtitle pages instead of a smaller font.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ragreel.schemas import Source, TimedSentence
+from ragreel.settings import Aspect
+from ragreel.video.fonts import FontFace, load_font
+
+Measure = Callable[[str], float]
+
+ELLIPSIS = "…"
+# Characters that must not begin a line (closing brackets and quotes, sentence and clause
+# marks, iteration marks, small kana) and ones that must not end it (opening brackets).
+NO_LINE_START = set(
+    "、。，．・：；？！）］｝〕〉》」』】〙〗〟’”｠»‐–〜～…‥ー"
+    "ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶ々〻ゝゞヽヾ"
+    ",.;:!?)]}%"
+)
+NO_LINE_END = set("（［｛〔〈《「『【〘〖〝‘“｟«([{")
+# Runs of these stay together ("——", "……").
+_UNBREAKABLE_PAIRS = set("—…‥")
+
+
+def is_cjk(char: str) -> bool:
+    code = ord(char)
+    return (
+        0x2E80 <= code <= 0x9FFF  # radicals, CJK punctuation, kana, ideographs
+        or 0xAC00 <= code <= 0xD7AF  # Hangul
+        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
+        or 0xFF00 <= code <= 0xFFEF  # full-width forms
+        or 0x20000 <= code <= 0x3FFFF  # ideograph extensions
+    )
+
+
+def _can_break_between(before: str, after: str) -> bool:
+    if not (is_cjk(before) or is_cjk(after)):
+        return False
+    if after in NO_LINE_START or before in NO_LINE_END:
+        return False
+    return not (before == after and before in _UNBREAKABLE_PAIRS)
+
+
+def break_units(text: str) -> list[tuple[str, bool]]:
+    """Split text into pieces a line may not break inside, each with 'a space came before it'."""
+    units: list[tuple[str, bool]] = []
+    current = ""
+    space_before = False
+    pending_space = False
+    previous = ""
+    for char in text:
+        if char.isspace():
+            if current:
+                units.append((current, space_before))
+                current = ""
+            pending_space = True
+            previous = char
+            continue
+        if current and _can_break_between(previous, char):
+            units.append((current, space_before))
+            current = ""
+            space_before = False
+        if not current:
+            space_before = pending_space and bool(units)
+            pending_space = False
+        current += char
+        previous = char
+    if current:
+        units.append((current, space_before))
+    return units
+
+
+def wrap_text(text: str, measure: Measure, max_width: float) -> list[str]:
+    """Greedy line breaking of ``text`` into lines no wider than ``max_width``.
+
+    A single unit wider than a whole line (a long URL, a very long CJK run without a break
+    opportunity) is the only thing ever cut inside, character by character.
+    """
+    lines: list[str] = []
+    line = ""
+    for unit, space_before in break_units(text):
+        candidate = f"{line} {unit}" if (line and space_before) else line + unit
+        if measure(candidate) <= max_width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = unit
+        if measure(unit) > max_width:
+            *full, line = _split_by_character(unit, measure, max_width)
+            lines.extend(full)
+    if line:
+        lines.append(line)
+    return lines
+
+
+def balanced_wrap(text: str, measure: Measure, max_width: float) -> list[str]:
+    """As many lines as :func:`wrap_text` needs, but of even length: no one-word last line.
+
+    Finds the narrowest width that still gives the same number of lines.
+    """
+    lines = wrap_text(text, measure, max_width)
+    if len(lines) < 2:
+        return lines
+    low, high = int(max_width / len(lines)), int(max_width)
+    while low < high:
+        middle = (low + high) // 2
+        if len(wrap_text(text, measure, middle)) <= len(lines):
+            high = middle
+        else:
+            low = middle + 1
+    return wrap_text(text, measure, high)
+
+
+def _split_by_character(unit: str, measure: Measure, max_width: float) -> list[str]:
+    pieces = [""]
+    for char in unit:
+        if pieces[-1] and measure(pieces[-1] + char) > max_width:
+            pieces.append("")
+        pieces[-1] += char
+    return pieces
+
+
+def paginate(lines: Sequence[str], max_lines: int) -> list[list[str]]:
+    """Lines grouped into pages of at most ``max_lines``, balanced so no page is a lone stub."""
+    if not lines:
+        return []
+    page_count = math.ceil(len(lines) / max_lines)
+    per_page = math.ceil(len(lines) / page_count)
+    return [list(lines[i : i + per_page]) for i in range(0, len(lines), per_page)]
+
+
+def ellipsize(text: str, measure: Measure, max_width: float, *, keep_end: bool = False) -> str:
+    """``text`` cut to ``max_width`` with an ellipsis; ``keep_end`` keeps the tail (file paths)."""
+    if measure(text) <= max_width:
+        return text
+    low, high = 0, len(text)
+    while low < high:  # longest prefix (or suffix) that fits beside the ellipsis
+        middle = (low + high + 1) // 2
+        piece = text[len(text) - middle :] if keep_end else text[:middle]
+        candidate = ELLIPSIS + piece if keep_end else piece + ELLIPSIS
+        if measure(candidate) <= max_width:
+            low = middle
+        else:
+            high = middle - 1
+    if keep_end:
+        return ELLIPSIS + text[len(text) - low :].lstrip()
+    return text[:low].rstrip() + ELLIPSIS
+
+
+# --- geometry ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Frame size, safe margins and type sizes (pixels) for one aspect."""
+
+    width: int
+    height: int
+    margin_x: int
+    margin_top: int
+    margin_bottom: int
+    subtitle_px: int
+    subtitle_lines: int
+    title_px: int
+    header_px: int
+    label_px: int
+    source_px: int
+    source_file_px: int
+    stroke_px: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    @property
+    def safe_box(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of the area text stays inside."""
+        return self.margin_x, self.margin_top, self.width - self.margin_x, self.height - self.margin_bottom
+
+    @property
+    def text_width(self) -> int:
+        return self.width - 2 * self.margin_x
+
+
+# Margins keep text clear of player controls; portrait (shorts) leaves the bottom fifth to the
+# app's caption and buttons.
+GEOMETRIES: dict[str, Geometry] = {
+    "landscape": Geometry(1280, 720, 96, 54, 54, 46, 3, 58, 28, 24, 34, 24, 3),
+    "portrait": Geometry(1080, 1920, 86, 192, 346, 62, 5, 76, 38, 32, 46, 32, 4),
+    "square": Geometry(1080, 1080, 86, 80, 80, 58, 4, 70, 34, 30, 42, 28, 4),
+}
+
+
+def geometry_for(aspect: Aspect) -> Geometry:
+    return GEOMETRIES[aspect]
+
+
+def line_pitch(size: int) -> int:
+    """Distance between baselines: Noto CJK's ascender plus descender is 1.45 em."""
+    return math.ceil(size * 1.45)
+
+
+# --- fonts by role ------------------------------------------------------------------------
+
+ROLE_WEIGHTS = {
+    "subtitle": "Bold",
+    "title": "Bold",
+    "heading": "Bold",
+    "label": "Bold",
+    "header": "Regular",
+    "source_title": "Medium",
+    "source_file": "Regular",
+}
+
+
+class Typesetter:
+    """Fonts of one face by role and size, and text measurement with them."""
+
+    def __init__(self, face: FontFace):
+        self.face = face
+
+    def font(self, role: str, size: int):
+        return load_font(self.face, size, ROLE_WEIGHTS[role])
+
+    def measure(self, role: str, size: int) -> Measure:
+        return self.font(role, size).getlength
+
+
+# --- cards ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line of text: its top-left corner (the ascender line), advance width and box height."""
+
+    text: str
+    x: int
+    y: int
+    width: int
+    height: int
+    role: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Card:
+    """Everything printed on one frame, plus accent rules as (x0, y0, x1, y1) boxes."""
+
+    lines: tuple[TextLine, ...]
+    rules: tuple[tuple[int, int, int, int], ...] = ()
+
+    def texts(self, role: str | None = None) -> list[str]:
+        return [line.text for line in self.lines if role is None or line.role == role]
+
+
+LABELS = {
+    "en": {
+        "question": "QUESTION",
+        "sources": "Sources",
+        "none": "No sources were cited.",
+        "more": "+ {n} more",
+    },
+    "zh": {"question": "問題", "sources": "資料來源", "none": "沒有引用資料來源。", "more": "另有 {n} 項"},
+}
+
+
+def labels(language: str) -> dict[str, str]:
+    return LABELS.get(language, LABELS["en"])
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive lines of one role and size, followed by ``gap_after`` pixels."""
+
+    lines: Sequence[str]
+    role: str
+    size: int
+    gap_after: int = 0
+    indent: int = 0
+
+    @property
+    def height(self) -> int:
+        return len(self.lines) * line_pitch(self.size) + self.gap_after
+
+
+def _stack(
+    blocks: Sequence[Block], typesetter: Typesetter, top: int, *, left: int, width: int, centered: bool
+) -> tuple[list[TextLine], int]:
+    """Lay blocks out downwards from ``top``; returns the placed lines and the bottom edge."""
+    placed: list[TextLine] = []
+    y = top
+    for block in blocks:
+        measure = typesetter.measure(block.role, block.size)
+        pitch = line_pitch(block.size)
+        for text in block.lines:
+            advance = math.ceil(measure(text))
+            x = left + (width - advance) // 2 if centered else left + block.indent
+            placed.append(TextLine(text, x, y, advance, pitch, block.role, block.size))
+            y += pitch
+        y += block.gap_after
+    return placed, y
+
+
+def layout_title(question: str, typesetter: Typesetter, geometry: Geometry, language: str) -> Card:
+    """The opening card: a small label over the question, centred in the safe area.
+
+    A long question first gets a smaller size (down to the subtitle size), then is cut
+    with an ellipsis: it is a title, the full text is in the subtitles' header anyway.
+    """
+    left, top, right, bottom = geometry.safe_box
+    # Only the start can show; wrapping a 2,000-character question at several sizes is slow.
+    question = question[:600]
+    label_px = geometry.label_px
+    label_gap = label_px
+    available = bottom - top - line_pitch(label_px) - label_gap
+    size = geometry.title_px
+    while True:
+        lines = balanced_wrap(question, typesetter.measure("title", size), geometry.text_width)
+        max_lines = max(1, available // line_pitch(size))
+        if len(lines) <= max_lines or size <= geometry.subtitle_px:
+            break
+        size = max(geometry.subtitle_px, round(size * 0.9))
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = ellipsize(lines[-1] + ELLIPSIS, typesetter.measure("title", size), geometry.text_width)
+    blocks = [
+        Block([labels(language)["question"]], "label", label_px, label_gap),
+        Block(lines, "title", size),
+    ]
+    block_top = top + (bottom - top - sum(block.height for block in blocks)) // 2
+    placed, _ = _stack(blocks, typesetter, block_top, left=left, width=geometry.text_width, centered=True)
+    label = placed[0]
+    rule_y = label.y + label.height + label_gap // 3
+    rule = (geometry.width // 2 - 2 * label_px, rule_y, geometry.width // 2 + 2 * label_px, rule_y + 3)
+    return Card(tuple(placed), (rule,))
+
+
+def header_lines(question: str, typesetter: Typesetter, geometry: Geometry, max_lines: int = 2) -> list[str]:
+    """The question as a small header above the subtitles: at most two lines, then an ellipsis."""
+    measure = typesetter.measure("header", geometry.header_px)
+    lines = wrap_text(question, measure, geometry.text_width)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = ellipsize(lines[-1] + ELLIPSIS, measure, geometry.text_width)
+    return lines
+
+
+def layout_answer(
+    header: Sequence[str], page: Sequence[str], typesetter: Typesetter, geometry: Geometry
+) -> Card:
+    """A narration frame: the question as a header, then one subtitle page centred below it."""
+    left, top, right, bottom = geometry.safe_box
+    header_placed, header_bottom = _stack(
+        [Block(header, "header", geometry.header_px)],
+        typesetter,
+        top,
+        left=left,
+        width=geometry.text_width,
+        centered=False,
+    )
+    rule_top = header_bottom + geometry.header_px // 3
+    rule = (left, rule_top, left + geometry.text_width // 6, rule_top + 4)
+    region_top = rule_top + geometry.header_px
+    blocks = [Block(page, "subtitle", geometry.subtitle_px)]
+    block_top = region_top + max(0, (bottom - region_top - blocks[0].height) // 2)
+    subtitle_placed, _ = _stack(
+        blocks, typesetter, block_top, left=left, width=geometry.text_width, centered=True
+    )
+    return Card(tuple(header_placed + subtitle_placed), (rule,))
+
+
+def layout_sources(
+    sources: Sequence[Source], typesetter: Typesetter, geometry: Geometry, language: str
+) -> Card:
+    """The closing card: a heading, then each source's title (up to two lines) with its file below.
+
+    As many sources as fit are listed; the rest are counted in a final '+ n more' line.
+    """
+    words = labels(language)
+    left, top, right, bottom = geometry.safe_box
+    width = geometry.text_width
+    heading_px = round(geometry.title_px * 0.8)
+    title_measure = typesetter.measure("source_title", geometry.source_px)
+    file_measure = typesetter.measure("source_file", geometry.source_file_px)
+    unique = list({source.source: source for source in sources}.values())
+    entry_gap = geometry.source_px // 2
+    indent = geometry.source_px  # the file sits indented under its title
+
+    entries: list[list[Block]] = []
+    for number, source in enumerate(unique, start=1):
+        hanging = math.ceil(title_measure(f"{number}. "))  # continuation lines align after "2. "
+        full_title = f"{number}. {source.title or source.source}"
+        title = wrap_text(full_title, title_measure, width - hanging)
+        if len(title) > 2:
+            rest = full_title[len(title[0]) :].strip()
+            title = [title[0], ellipsize(rest, title_measure, width - hanging)]
+        path = ellipsize(source.source, file_measure, width - indent, keep_end=True)
+        entries.append(
+            [
+                Block(title[:1], "source_title", geometry.source_px),
+                Block(title[1:], "source_title", geometry.source_px, indent=hanging),
+                Block([path], "source_file", geometry.source_file_px, entry_gap, indent=indent),
+            ]
+        )
+
+    heading_gap = geometry.source_px
+    heading_block = Block([words["sources"]], "heading", heading_px, heading_gap)
+    more_height = line_pitch(geometry.source_px)
+    room = bottom - top - heading_block.height
+    blocks = [heading_block]
+    for shown, entry in enumerate(entries):
+        height = sum(block.height for block in entry)
+        needs_more_line = shown + 1 < len(entries)
+        if height + (more_height if needs_more_line else 0) > room:
+            blocks.append(
+                Block([words["more"].format(n=len(entries) - shown)], "source_file", geometry.source_px)
+            )
+            break
+        blocks.extend(entry)
+        room -= height
+    if not entries:
+        blocks.append(Block([words["none"]], "source_title", geometry.source_px))
+
+    block_top = top + max(0, (bottom - top - sum(block.height for block in blocks)) // 2)
+    placed, _ = _stack(blocks, typesetter, block_top, left=left, width=width, centered=False)
+    heading = placed[0]
+    rule_y = heading.y + heading.height + heading_gap // 4
+    return Card(tuple(placed), ((left, rule_y, left + width // 6, rule_y + 4),))
+
+
+# --- subtitle pages ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubtitlePage:
+    """Lines shown together, with their time span in narration time (seconds)."""
+
+    lines: tuple[str, ...]
+    start: float
+    end: float
+    sentence: int
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+# Clause ends where a subtitle page may end: after a Chinese clause mark, or a Latin one
+# followed by a space (so 3,000 and 10:30 stay whole), with any closing quote or bracket.
+_CLAUSE_END = re.compile(r"(?<=[，、；：—])[」』）”’]*\s*|(?<=[,;:])[”’\")\]]*\s+")
+
+
+def split_pages(text: str, measure: Measure, max_width: float, max_lines: int) -> list[list[str]]:
+    """``text`` as pages of wrapped lines, at most ``max_lines`` each.
+
+    A text that needs several pages is cut at clause marks (commas, semicolons...) where it
+    can be, so a page ends on a pause rather than mid-phrase; a clause too long for one page
+    is paginated by lines.
+    """
+    lines = balanced_wrap(text, measure, max_width)
+    if len(lines) <= max_lines:
+        return [lines] if lines else []
+    pages: list[list[str]] = []
+    current = ""
+    for piece in _split_keeping(_CLAUSE_END, text):
+        candidate = current + piece
+        if len(wrap_text(candidate.strip(), measure, max_width)) <= max_lines:
+            current = candidate
+            continue
+        if current.strip():
+            pages.append(balanced_wrap(current.strip(), measure, max_width))
+        current = piece
+        piece_lines = wrap_text(piece.strip(), measure, max_width)
+        if len(piece_lines) > max_lines:
+            pages.extend(paginate(piece_lines, max_lines))
+            current = ""
+    if current.strip():
+        pages.append(balanced_wrap(current.strip(), measure, max_width))
+    return pages
+
+
+def _split_keeping(pattern: re.Pattern[str], text: str) -> list[str]:
+    """``text`` cut after each match of ``pattern``; the pieces join back to ``text``."""
+    pieces, start = [], 0
+    for match in pattern.finditer(text):
+        if match.end() > start:
+            pieces.append(text[start : match.end()])
+            start = match.end()
+    pieces.append(text[start:])
+    return pieces
+
+
+def build_pages(
+    sentences: Sequence[TimedSentence], measure: Measure, max_width: float, max_lines: int
+) -> list[SubtitlePage]:
+    """Each sentence split into pages that share its time in proportion to their length."""
+    pages: list[SubtitlePage] = []
+    for number, sentence in enumerate(sentences):
+        text = " ".join(sentence.text.split())
+        if not text:
+            continue
+        groups = split_pages(text, measure, max_width, max_lines)
+        weights = [max(1, sum(len(line.replace(" ", "")) for line in group)) for group in groups]
+        total = sum(weights)
+        span = max(0.0, sentence.end - sentence.start)
+        elapsed = 0
+        for group, weight in zip(groups, weights, strict=True):
+            start = sentence.start + span * elapsed / total
+            elapsed += weight
+            end = sentence.start + span * elapsed / total
+            pages.append(SubtitlePage(tuple(group), start, end, number))
+    return pages

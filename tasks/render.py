@@ -1,0 +1,166 @@
+"""The render stage: narration WAV + sentence timeline + question + sources -> MP4, SRT, PNG, WAV.
+
+Time layout of the video: the title card for ``title_seconds``, then the narration with its
+subtitles (the narration audio starts as the title card ends), then the sources card for
+``sources_seconds``. Every length is a whole number of frames, and the audio is the narration
+padded with silence to exactly the video's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ragreel.errors import InputError
+from ragreel.schemas import Narration, RenderedVideo, Source
+from ragreel.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+# A narration WAV may end a little before the last sentence's stated end (trimmed silence).
+_TIMELINE_TOLERANCE_S = 0.25
+
+
+def render_video(
+    narration: Narration,
+    question: str,
+    sources: list[Source],
+    out_dir: Path,
+    language: str,
+    stem: str = "video",
+    settings: Settings | None = None,
+) -> RenderedVideo:
+    """Render ``<stem>.mp4`` with ``<stem>.srt``, ``<stem>.png`` (thumbnail) and ``<stem>.wav`` in ``out_dir``.
+
+    All four files appear together at the end; a failed or killed render leaves none of them
+    under their final names.
+    """
+    from ragreel.video.encode import AtomicOutputs, encode_stills, probe_audio
+    from ragreel.video.fonts import find_font
+    from ragreel.video.frames import draw_title, plan_stills
+    from ragreel.video.layout import Typesetter, build_pages, geometry_for
+    from ragreel.video.subtitles import compose_srt
+
+    settings = settings or get_settings()
+    started = time.monotonic()
+    question = " ".join(question.split())
+    if not question:
+        raise InputError(
+            "the question is empty", stage="render", hint="pass the question the answer replies to"
+        )
+    wav_path = Path(narration.wav_path)
+    if not wav_path.is_file():
+        raise InputError(
+            f"narration audio {wav_path} does not exist",
+            stage="render",
+            hint="run the speech stage first; it writes the WAV this stage renders",
+        )
+    audio = probe_audio(wav_path)
+    last_end = max((sentence.end for sentence in narration.sentences), default=0.0)
+    if last_end > audio.duration + _TIMELINE_TOLERANCE_S:
+        logger.warning(
+            "sentence timeline ends at %.2f s but %s lasts %.2f s; the video covers both",
+            last_end, wav_path.name, audio.duration,
+        )  # fmt: skip
+
+    geometry = geometry_for(settings.aspect)
+    typesetter = Typesetter(find_font(settings))
+    fps = settings.fps
+    title_frames = max(0, round(settings.title_seconds * fps))
+    answer_frames = max(1, math.ceil(max(audio.duration, last_end) * fps - 1e-6))
+    closing_frames = max(0, round(settings.sources_seconds * fps))
+
+    pages = build_pages(
+        narration.sentences,
+        typesetter.measure("subtitle", geometry.subtitle_px),
+        geometry.text_width,
+        geometry.subtitle_lines,
+    )
+    _warn_missing_glyphs(typesetter, question, [s.text for s in narration.sentences], sources)
+
+    background = settings.background_image
+    if background is not None and not background.expanduser().is_file():
+        raise InputError(
+            f"background image {background} does not exist",
+            stage="render",
+            hint="set RAGREEL_BACKGROUND_IMAGE to an existing PNG/JPEG, or unset it",
+        )
+    title_image = draw_title(
+        question, typesetter, geometry, language, background.expanduser() if background else None
+    )
+    stills = plan_stills(
+        question=question,
+        pages=pages,
+        sources=sources,
+        language=language,
+        typesetter=typesetter,
+        geometry=geometry,
+        fps=fps,
+        title_frames=title_frames,
+        answer_frames=answer_frames,
+        closing_frames=closing_frames,
+        title_image=title_image,
+    )
+    total_frames = stills[-1].end
+    title_offset = title_frames / fps
+    logger.info(
+        "render %s: %dx%d at %d fps, %.2f s (title %.2f s, narration %.2f s, sources %.2f s), "
+        "%d subtitle pages, voice %s",
+        stem, geometry.width, geometry.height, fps, total_frames / fps, title_offset,
+        answer_frames / fps, closing_frames / fps, len(pages), narration.voice,
+    )  # fmt: skip
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mp4_path, srt_path = out_dir / f"{stem}.mp4", out_dir / f"{stem}.srt"
+    png_path, wav_copy = out_dir / f"{stem}.png", out_dir / f"{stem}.wav"
+    with AtomicOutputs() as outputs:
+        title_image.save(outputs.temp(png_path), format="PNG")
+        outputs.temp(srt_path).write_text(compose_srt(pages, offset=title_offset), encoding="utf-8")
+        if not _same_file(wav_path, wav_copy):
+            shutil.copyfile(wav_path, outputs.temp(wav_copy))
+        encode_stills(
+            stills,
+            size=geometry.size,
+            fps=fps,
+            audio=audio,
+            audio_delay=title_offset,
+            out_path=outputs.temp(mp4_path),
+            label=mp4_path.name,
+        )
+    logger.info("rendered %s in %.1f s", mp4_path, time.monotonic() - started)
+    return RenderedVideo(
+        mp4_path=str(mp4_path),
+        srt_path=str(srt_path),
+        thumbnail_path=str(png_path),
+        wav_path=str(wav_copy),
+        duration=total_frames / fps,
+        width=geometry.width,
+        height=geometry.height,
+        fps=fps,
+    )
+
+
+def _warn_missing_glyphs(
+    typesetter, question: str, sentences: Sequence[str], sources: Sequence[Source]
+) -> None:
+    from ragreel.video.fonts import missing_glyphs
+
+    text = "".join([question, *sentences, *(f"{s.title}{s.source}" for s in sources)])
+    missing = missing_glyphs(typesetter.font("subtitle", 32), text)
+    if missing:
+        logger.warning(
+            "font %s has no glyph for %s: they will show as boxes", typesetter.face.family, " ".join(missing)
+        )
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return second.exists() and os.path.samefile(first, second)
+    except OSError:
+        return False
