@@ -22,8 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(PY) -m flows.ingest data/kb
-	$(PY) -m flows.retrieve "What water temperature should I use for oolong tea?" "高山烏龍茶要種在多高的地方？" --top-k 3
+	$(PY) -m flows.demo
 
 test: install
 	$(PY) -m pytest || [ $$? -eq 5 ]

@@ -137,12 +137,28 @@ def output_folder(question: str, language: str, settings: Settings) -> Path:
     return settings.videos_dir / f"{slug}-{_short_hash(question, language)}"
 
 
-def _run_stage(stage_task, name: str, outputs: Callable[[Any], list[str]] | None, *args) -> tuple[Any, bool]:
+def result_storage(settings: Settings):
+    """The Prefect storage for stage results, from RAGREEL_RESULTS_STORAGE (see README)."""
+    from prefect.filesystems import LocalFileSystem, RemoteFileSystem
+
+    value = settings.results_storage
+    if not value:
+        return LocalFileSystem(basepath=str((settings.home / "results").resolve()))
+    if "://" in value:
+        return RemoteFileSystem(basepath=value)
+    if value.startswith(("/", ".", "~")):
+        return LocalFileSystem(basepath=str(Path(value).expanduser().resolve()))
+    return value  # a block slug such as "s3-bucket/ragreel-results"
+
+
+def _run_stage(stage_task, name: str, storage, outputs: Callable[[Any], list[str]] | None,
+               *args) -> tuple[Any, bool]:
     """Run a stage task; returns (result, came_from_cache). A cache hit whose files are gone reruns.
 
     Errors come out as RagreelError naming the stage, so that the CLI's one-line reason does.
     """
-    state = stage_task.with_options(task_run_name=name)(*args, return_state=True)
+    stage_task = stage_task.with_options(task_run_name=name, result_storage=storage)
+    state = stage_task(*args, return_state=True)
     try:
         result = state.result()
     except RagreelError:
@@ -152,7 +168,7 @@ def _run_stage(stage_task, name: str, outputs: Callable[[Any], list[str]] | None
     cached = state.name == "Cached"
     if cached and outputs and not all(Path(p).exists() for p in outputs(result)):
         get_run_logger().warning("%s: cached result's files are gone; computing it again", name)
-        result = stage_task.with_options(task_run_name=name, refresh_cache=True)(*args)
+        result = stage_task.with_options(refresh_cache=True)(*args)
         cached = False
     return result, cached
 
@@ -237,7 +253,8 @@ def generate_video(
         logger.info("Stage %d/%d %s done%s", number, len(stages), stage, " (from cache)" if was_cached else "")
 
     short = question[:40]
-    passages, hit = _run_stage(retrieve_stage, f"retrieve passages for {short!r}", None,
+    storage = result_storage(settings)
+    passages, hit = _run_stage(retrieve_stage, f"retrieve passages for {short!r}", storage, None,
                                question, top_k, knowledge_base_version(settings))
     done("retrieve", hit)
     create_table_artifact(
@@ -246,7 +263,7 @@ def generate_video(
         key="retrieved-passages", description=f"Passages retrieved for: {question[:100]}",
     )
 
-    answer, hit = _run_stage(generate_stage, f"answer {short!r} in {language}", None,
+    answer, hit = _run_stage(generate_stage, f"answer {short!r} in {language}", storage, None,
                              question, passages, language, llm_signature(settings))
     done("generate", hit)
     create_markdown_artifact(_answer_markdown(answer, passages), key="answer",
@@ -262,7 +279,7 @@ def generate_video(
         return result
 
     wav_path = folder / f"narration-{_short_hash(voice_signature(settings, language, voice), answer.text)}.wav"
-    narration, hit = _run_stage(speak_stage, f"speak {len(answer.text)} characters in {language}",
+    narration, hit = _run_stage(speak_stage, f"speak {len(answer.text)} characters in {language}", storage,
                                 lambda n: [n.wav_path], answer.text, language, voice,
                                 voice_signature(settings, language, voice), str(wav_path))
     done("speak", hit)
@@ -270,7 +287,8 @@ def generate_video(
     sources = list({(c.title, c.source): Source(title=c.title, source=c.source) for c in answer.citations}.values())
     stem = "video" if settings.aspect == "landscape" else f"video-{settings.aspect}"
     rendered, hit = _run_stage(
-        render_stage, f"render {settings.aspect} video", lambda r: [r.mp4_path, r.srt_path, r.thumbnail_path],
+        render_stage, f"render {settings.aspect} video", storage,
+        lambda r: [r.mp4_path, r.srt_path, r.thumbnail_path],
         narration, title or question, sources, str(folder), language, stem, settings.aspect,
         render_signature(settings),
     )

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         None, description="http(s) URL where RAGREEL_HOME is served, for clickable video links in the UI."
     )
     batch_concurrency: int = Field(2, ge=1, description="Rows of a batch that run at once.")
+    results_storage: str | None = Field(
+        None, description="Where Prefect keeps cached stage results: a folder (default RAGREEL_HOME/results), "
+        "an fsspec URL such as s3://bucket/ragreel, or a Prefect storage block slug such as s3-bucket/results.",
+    )
 
     @property
     def kb_dir(self) -> Path:

@@ -1,0 +1,33 @@
+"""`make demo`: ingest the sample knowledge base and render one English and one Chinese video.
+
+Runs in one process, so the Prefect server, the embedding model and the local LLM start once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from flows.generate import generate_video
+from flows.ingest import ingest_knowledge_base
+
+SAMPLE_KB = Path(__file__).resolve().parent.parent / "data" / "kb"
+QUESTIONS = [
+    "What water temperature should I use for oolong tea?",
+    "高山烏龍茶要種在多高的地方？",
+]
+
+
+def main() -> int:
+    report = ingest_knowledge_base([str(SAMPLE_KB)])
+    print(f"\nKnowledge base: {report.summary_line()}")
+    results = [generate_video(question) for question in QUESTIONS]
+    print("\nDone. Your videos:")
+    for result in results:
+        print(f"\n  {result.question}\n  {result.answer}\n  -> {result.mp4_path} ({result.video_seconds:.0f}s, "
+              f"{result.llm}, voice {result.voice})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
