@@ -56,7 +56,7 @@ class Narration(BaseModel):
     sample_rate: int
     duration: float
     language: Language
-    voice: str = Field(description="Which voice spoke, e.g. 'piper:joe-us' or 'kokoro:jf_alpha'.")
+    voice: str = Field(description="Which voice spoke, e.g. 'piper:joe-us' or 'kokoro:jf_gongitsune'.")
     sentences: list[TimedSentence]
 
 

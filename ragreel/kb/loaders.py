@@ -79,11 +79,9 @@ def _title_from_path(path: Path) -> str:
 def _inline_text(token) -> str:
     parts: list[str] = []
     for child in token.children or []:
-        if child.type in ("text", "code_inline", "html_inline"):
-            parts.append(child.content if child.type != "html_inline" else "")
-        elif child.type == "softbreak":
-            parts.append("\n")
-        elif child.type == "hardbreak":
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
             parts.append("\n")
         elif child.type == "image":
             parts.append(child.content)
