@@ -137,18 +137,25 @@ def output_folder(question: str, language: str, settings: Settings) -> Path:
     return settings.videos_dir / f"{slug}-{_short_hash(question, language)}"
 
 
-def result_storage(settings: Settings):
-    """The Prefect storage for stage results, from RAGREEL_RESULTS_STORAGE (see README)."""
+def result_storage(settings: Settings) -> str:
+    """The Prefect storage block (slug) for stage results, from RAGREEL_RESULTS_STORAGE (see README).
+
+    A folder or fsspec URL is saved as a block named after it, since Prefect wants result
+    storage persisted server-side, where every worker finds it.
+    """
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 
-    value = settings.results_storage
-    if not value:
-        return LocalFileSystem(basepath=str((settings.home / "results").resolve()))
+    value = settings.results_storage or str(settings.home / "results")
     if "://" in value:
-        return RemoteFileSystem(basepath=value)
-    if value.startswith(("/", ".", "~")):
-        return LocalFileSystem(basepath=str(Path(value).expanduser().resolve()))
-    return value  # a block slug such as "s3-bucket/ragreel-results"
+        block, kind = RemoteFileSystem(basepath=value), "remote-file-system"
+    elif value.startswith(("/", ".", "~")) or not value.count("/") == 1:
+        value = str(Path(value).expanduser().resolve())
+        block, kind = LocalFileSystem(basepath=value), "local-file-system"
+    else:
+        return value  # already a block slug, such as "s3-bucket/ragreel-results"
+    name = f"ragreel-results-{_short_hash(value)}"
+    block.save(name, overwrite=True)
+    return f"{kind}/{name}"
 
 
 def _run_stage(stage_task, name: str, storage, outputs: Callable[[Any], list[str]] | None,
@@ -301,7 +308,7 @@ def generate_video(
         voice=narration.voice, mp4_path=rendered.mp4_path, wav_path=rendered.wav_path,
         srt_path=rendered.srt_path, thumbnail_path=rendered.thumbnail_path,
         narration_seconds=round(narration.duration, 2), video_seconds=round(rendered.duration, 2),
-        seconds=round(time.perf_counter() - started, 2),
+        cached_stages=list(cached), seconds=round(time.perf_counter() - started, 2),
     ))
     logger.info("Video ready: %s (%.1fs, voice %s, %s)", rendered.mp4_path, rendered.duration,
                 narration.voice, result.llm)

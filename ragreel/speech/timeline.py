@@ -152,6 +152,7 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
             out.setsampwidth(2)
             out.setframerate(rate)
             out.writeframes(to_pcm16(samples).tobytes())
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from a static file server
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
