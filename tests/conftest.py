@@ -58,3 +58,38 @@ def ingested_home(tmp_path_factory, prefect_harness) -> Path:
 def use_ingested_home(ingested_home, monkeypatch) -> Path:
     monkeypatch.setenv("RAGREEL_HOME", str(ingested_home))
     return ingested_home
+
+
+def _stub_reply(body: dict) -> str:
+    """Deterministic grounded answers in the question's language, citing passage [1]."""
+    from ragreel.text import has_han
+
+    user = body["messages"][-1]["content"]
+    question = user.split("<question>", 1)[-1].split("</question>", 1)[0]
+    if has_han(question):
+        return "高山烏龍茶生長在海拔一千公尺以上的茶園 [1]。那裡日夜溫差大，茶湯甘甜 [1]。"
+    return ("Lightly oxidised oolongs brew best at 90 to 95 degrees Celsius [1]. "
+            "Dark, roasted oolongs can take boiling water [1].")
+
+
+@pytest.fixture
+def stub_llm(monkeypatch):
+    """An OpenAI-protocol server on 127.0.0.1 (real HTTP, deterministic replies) configured as the LLM."""
+    from tests.openai_stub_server import StubServer
+
+    with StubServer(api_key="sk-test-flow", reply=_stub_reply) as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-flow")
+        monkeypatch.setenv("RAGREEL_LLM_MODEL", "stub-model")
+        yield stub
+
+
+def decodes_fully(path: str | Path) -> bool:
+    """A full decode with the bundled ffmpeg: the proof that a video file is whole."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-f", "null", "-"],
+                          capture_output=True, text=True)
+    return done.returncode == 0 and not done.stderr.strip()
