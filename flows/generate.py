@@ -148,7 +148,7 @@ def result_storage(settings: Settings) -> str:
     value = settings.results_storage or str(settings.home / "results")
     if "://" in value:
         block, kind = RemoteFileSystem(basepath=value), "remote-file-system"
-    elif value.startswith(("/", ".", "~")) or not value.count("/") == 1:
+    elif value.startswith(("/", ".", "~")) or value.count("/") != 1:
         value = str(Path(value).expanduser().resolve())
         block, kind = LocalFileSystem(basepath=value), "local-file-system"
     else:
