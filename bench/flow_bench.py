@@ -1,0 +1,70 @@
+"""Wall time of the generate flow: a cold run, a cached rerun, and Prefect's fixed start-up.
+
+    python -m bench.flow_bench [--question "..."] [--batch]
+
+Each measurement is a fresh process, as a user's command is: an empty Prefect flow (the
+temporary server's start-up, paid by every command), then ``python -m flows.generate`` on a
+fresh RAGREEL_HOME (cold: embedding model, local LLM server, voices, render), then the same
+command again (served from cache). The knowledge base is ingested first and not timed.
+With ``--batch`` it also runs ``data/questions.csv`` through the batch flow and reports
+videos per hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EMPTY_FLOW = "from prefect import flow\n@flow\ndef empty():\n    return 1\nempty()\n"
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1) or (done.returncode == 1 and "batch" not in " ".join(command)):
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return seconds, done.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.flow_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--question", default="What water temperature should I use for oolong tea?")
+    parser.add_argument("--batch", action="store_true", help="also time the batch of data/questions.csv")
+    args = parser.parse_args(argv)
+    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="ragreel-bench-") as home:
+        env = {**os.environ, "RAGREEL_HOME": home}
+        print("ingesting data/kb (not timed)...", flush=True)
+        timed([python, "-m", "flows.ingest", "data/kb"], env)
+        empty, _ = timed([python, "-c", EMPTY_FLOW], env)
+        print(f"empty flow: {empty:.1f}s", flush=True)
+        cold, out = timed([python, "-m", "flows.generate", args.question, "--json"], env)
+        result = json.loads(out)
+        print(f"cold run: {cold:.1f}s ({result['llm']}, {result['voice']}, {result['video_seconds']:.0f}s of video)",
+              flush=True)
+        cached, out = timed([python, "-m", "flows.generate", args.question, "--json"], env)
+        assert json.loads(out)["cached_stages"] == ["retrieve", "generate", "speak", "render"]
+        print(f"\n{'run':<14} {'wall s':>8} {'x empty flow':>13}")
+        for name, seconds in (("empty flow", empty), ("cold", cold), ("cached rerun", cached)):
+            print(f"{name:<14} {seconds:>8.1f} {seconds / empty:>13.2f}")
+        print(f"cached rerun minus Prefect start-up: {cached - empty:.1f}s")
+        if args.batch:
+            batch, out = timed([python, "-m", "flows.batch", "data/questions.csv", "--json"], env)
+            summary = json.loads(out)
+            videos = summary["succeeded"]
+            print(f"\nbatch of {videos} videos: {batch:.0f}s -> {3600 * videos / batch:.0f} videos/hour "
+                  f"({summary['failed']} failed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
