@@ -588,3 +588,19 @@ def test_a_render_killed_mid_way_leaves_nothing_under_the_final_name(tmp_path):
     names = [path.name for path in out.iterdir()]
     assert not any(name.startswith("killed.") for name in names), names
     assert all(name.startswith(".killed.") and ".part." in name for name in names)
+
+
+def test_leftovers_of_a_killed_render_are_swept_by_the_next_one(tmp_path):
+    from ragreel.video.encode import AtomicOutputs
+
+    stale = tmp_path / ".video.deadbeef.part.mp4"
+    fresh = tmp_path / ".video.cafebabe.part.mp4"  # another render, still running
+    for path in (stale, fresh):
+        path.write_bytes(b"half a video")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    final = tmp_path / "video.mp4"
+    with AtomicOutputs() as outputs:
+        outputs.temp(final).write_bytes(b"whole video")
+    assert final.read_bytes() == b"whole video"
+    assert not stale.exists() and fresh.exists()

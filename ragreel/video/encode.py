@@ -51,10 +51,23 @@ class AtomicOutputs:
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
 
+    # A render still writing its .part files is younger than this; older ones are a killed render's.
+    STALE_AFTER_S = 3600
+
     def temp(self, final: Path) -> Path:
+        self._sweep_stale(final)
         temporary = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.part{final.suffix}")
         self._pending.append((temporary, final))
         return temporary
+
+    def _sweep_stale(self, final: Path) -> None:
+        """Remove what an earlier, killed render left beside ``final``."""
+        cutoff = time.time() - self.STALE_AFTER_S
+        for leftover in final.parent.glob(f".{final.stem}.*.part{final.suffix}"):
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+                    logger.info("removed %s, left by an interrupted render", leftover.name)
 
     def __enter__(self) -> AtomicOutputs:
         return self
