@@ -70,6 +70,36 @@ def decode_text(data: bytes) -> str:
     return str(best)
 
 
+class _SectionBuilder:
+    """Collects text blocks under the current heading path, for the loaders that see headings."""
+
+    def __init__(self, title: str | None = None) -> None:
+        self.title = title
+        self.sections: list[Section] = []
+        self._headings: list[tuple[int, str]] = []
+        self._blocks: list[str] = []
+
+    def heading(self, level: int, text: str) -> None:
+        self._flush()
+        if level == 1 and not self.title:
+            self.title = text  # the first top-level heading names the document
+        elif level > 1 or text != self.title:
+            self._headings = [(lv, h) for lv, h in self._headings if lv < level] + [(level, text)]
+
+    def block(self, text: str) -> None:
+        if text:
+            self._blocks.append(text)
+
+    def document(self, path: Path) -> Document:
+        self._flush()
+        return Document(self.title or _title_from_path(path), self.sections)
+
+    def _flush(self) -> None:
+        if self._blocks:
+            self.sections.append(Section(" > ".join(h for _, h in self._headings), "\n\n".join(self._blocks)))
+            self._blocks = []
+
+
 def _title_from_path(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
 
@@ -94,39 +124,15 @@ def _load_markdown(data: bytes, path: Path) -> Document:
     source = decode_text(data)
     source = re.sub(r"\A---\n.*?\n---\n", "", source, flags=re.S)  # YAML front matter is metadata
     tokens = MarkdownIt("commonmark").enable("table").parse(source)
-    title: str | None = None
-    headings: list[tuple[int, str]] = []
-    sections: list[Section] = []
-    blocks: list[str] = []
-
-    def flush() -> None:
-        if blocks:
-            sections.append(Section(" > ".join(h for _, h in headings), "\n\n".join(blocks)))
-            blocks.clear()
-
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
+    builder = _SectionBuilder()
+    for index, token in enumerate(tokens):
         if token.type == "heading_open":
-            level = int(token.tag[1])
-            text = _inline_text(tokens[i + 1]).strip()
-            flush()
-            if level == 1 and title is None:
-                title = text
-                headings = []
-            else:
-                headings = [(lv, h) for lv, h in headings if lv < level] + [(level, text)]
-            i += 3
-            continue
-        if token.type == "inline":
-            text = _inline_text(token).strip()
-            if text:
-                blocks.append(text)
-        elif token.type in ("fence", "code_block") and token.content.strip():
-            blocks.append(token.content.strip())
-        i += 1
-    flush()
-    return Document(title or _title_from_path(path), sections)
+            builder.heading(int(token.tag[1]), _inline_text(tokens[index + 1]).strip())
+        elif token.type == "inline" and tokens[index - 1].type != "heading_open":
+            builder.block(_inline_text(token).strip())
+        elif token.type in ("fence", "code_block"):
+            builder.block(token.content.strip())
+    return builder.document(path)
 
 
 # --- plain text -------------------------------------------------------------------------------
@@ -158,37 +164,18 @@ def _load_html(data: bytes, path: Path) -> Document:
     for tag in soup(["script", "style", "noscript", "nav", "footer", "template", "svg"]):
         tag.decompose()
     title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    builder = _SectionBuilder(title_tag.get_text(" ", strip=True) if title_tag else None)
     body = soup.body or soup
-    headings: list[tuple[int, str]] = []
-    sections: list[Section] = []
-    blocks: list[str] = []
-
-    def flush() -> None:
-        if blocks:
-            sections.append(Section(" > ".join(h for _, h in headings), "\n\n".join(blocks)))
-            blocks.clear()
-
     for element in body.find_all(_HTML_BLOCKS):
         if element.name[0] == "h" and element.name[1:].isdigit():
-            level, text = int(element.name[1]), element.get_text(" ", strip=True)
-            flush()
-            if level == 1 and not title:
-                title = text
-            elif level > 1 or title != text:
-                headings = [(lv, h) for lv, h in headings if lv < level] + [(level, text)]
-            continue
-        # Nested blocks (a <p> inside an <li>) are taken at the innermost level only.
-        if element.find(_HTML_BLOCKS):
-            continue
-        text = element.get_text(" ", strip=True) if element.name != "pre" else element.get_text().strip()
-        if text:
-            blocks.append(text)
-    flush()
-    if not sections:
+            builder.heading(int(element.name[1]), element.get_text(" ", strip=True))
+        elif not element.find(_HTML_BLOCKS):  # nested blocks (a <p> in an <li>) count once, innermost
+            builder.block(element.get_text().strip() if element.name == "pre" else element.get_text(" ", strip=True))
+    document = builder.document(path)
+    if not document.sections:  # text straight in <body> or <div>s
         text = body.get_text("\n", strip=True)
-        sections = [Section("", text)] if text else []
-    return Document(title or _title_from_path(path), sections)
+        document.sections = [Section("", text)] if text else []
+    return document
 
 
 # --- PDF --------------------------------------------------------------------------------------
