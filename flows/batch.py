@@ -92,7 +92,7 @@ def run_row_on_worker(row: BatchRow, output_dir: Path, video: bool, deployment: 
     from prefect.deployments import run_deployment
 
     flow_run = run_deployment(deployment, parameters=_row_parameters(row, output_dir, video), timeout=None,
-                              flow_run_name=f"{row.id}: {row.question[:50]}")
+                              poll_interval=2, flow_run_name=f"{row.id}: {row.question[:50]}")
     run_id = str(flow_run.id)
     if flow_run.state is None or not flow_run.state.is_completed():
         error = flow_run.state.result(raise_on_failure=False) if flow_run.state else None

@@ -21,6 +21,12 @@ needs-bark,Who decides whether there is a typhoon day off?,en,bark,Lee
 """
 
 
+
+@pytest.fixture(autouse=True)
+def own_result_cache(tmp_path, monkeypatch):
+    """Each test starts with an empty stage cache (the knowledge base is shared by the session)."""
+    monkeypatch.setenv("RAGREEL_RESULTS_STORAGE", str(tmp_path / "results"))
+
 def run_batch(path: Path, **options):
     state = batch_videos(str(path), return_state=True, **options)
     summary = state.result(raise_on_failure=False)

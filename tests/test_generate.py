@@ -24,6 +24,12 @@ pytestmark = [pytest.mark.usefixtures("prefect_harness", "use_ingested_home"), p
 QUESTION = "What water temperature should I use for oolong tea?"
 
 
+
+@pytest.fixture(autouse=True)
+def own_result_cache(tmp_path, monkeypatch):
+    """Each test starts with an empty stage cache (the knowledge base is shared by the session)."""
+    monkeypatch.setenv("RAGREEL_RESULTS_STORAGE", str(tmp_path / "results"))
+
 def run(question=QUESTION, **parameters):
     state = generate_video(question, return_state=True, **parameters)
     assert state.is_completed(), state.message

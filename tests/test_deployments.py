@@ -1,0 +1,272 @@
+"""The real deployment round trip: server, work pool, prefect.yaml deployments, two workers, a batch.
+
+The test starts a Prefect server on a free 127.0.0.1 port (SQLite, or a PostgreSQL cluster it
+creates), ingests the sample knowledge base, runs ``deployments/deploy.sh``, starts two process
+workers, triggers the batch deployment with a 3-row spreadsheet fanned out as runs of the
+generate deployment, and checks the manifest, the videos and which worker ran what. The LLM is
+the OpenAI-protocol stub served from this process (real HTTP that the workers' flow runs reach)
+and the voices are espeak, so the time measured is orchestration, not inference.
+
+Everything started is stopped in the fixture's teardown (workers before the server), and the
+teardown fails if any process it started is still alive.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import _stub_reply, decodes_fully
+from tests.openai_stub_server import StubServer
+from tests.prefect_server import (
+    POSTGRES_MISSING,
+    PREFECT,
+    REPO,
+    ManagedProcess,
+    PostgresCluster,
+    PrefectServer,
+    clean_environment,
+    log_tail,
+    pool_workers,
+    postgres_bin,
+    start_worker,
+    stop_all,
+    tagged_processes,
+    wait_until,
+)
+
+POOL = "ragreel"
+BATCH_DEPLOYMENT = "batch-videos/ragreel-batch"
+GENERATE_DEPLOYMENT = "generate-video/ragreel-generate"
+WORKERS = ("w1", "w2")
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# Generous: the batch took about a minute on 2 busy cores. Raise it on slower machines.
+BATCH_TIMEOUT_S = float(os.environ.get("RAGREEL_ROUND_TRIP_TIMEOUT_S", 900))
+
+
+@dataclass
+class RoundTrip:
+    """What the fixture started, and how to reach it."""
+
+    database: str
+    tmp: Path
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex)
+    env: dict[str, str] = field(default_factory=dict)
+    stub: StubServer | None = None
+    cluster: PostgresCluster | None = None
+    server: PrefectServer | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def home(self) -> Path:
+        return self.tmp / "ragreel-home"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.tmp / "logs"
+
+    @property
+    def workers(self) -> list[ManagedProcess]:
+        return [p for p in self.processes if p.name.startswith("worker-")]
+
+    def run_command(self, args: list[str], what: str, timeout: float = 300) -> str:
+        done = subprocess.run(args, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, f"{what} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
+
+    def flow_run(self, run_id: str) -> dict:
+        return self.server.api("GET", f"/flow_runs/{run_id}").json()
+
+    def deployment(self, name: str) -> dict:
+        return self.server.api("GET", f"/deployments/name/{name}").json()
+
+    def flow_runs_of(self, deployment: dict) -> list[dict]:
+        body = {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}}
+        return self.server.api("POST", "/flow_runs/filter", json=body).json()
+
+    def diagnostics(self, run_id: str | None = None) -> str:
+        """Worker logs and the run's own logs, for a failure message."""
+        parts = [f"--- {p.name} log ---\n{log_tail(p.log_path, 3000)}" for p in self.workers]
+        if run_id and self.server is not None:
+            body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}
+            try:
+                logs = self.server.api("POST", "/logs/filter", json=body).json()
+                parts.append("--- batch run logs ---\n" + "\n".join(entry["message"] for entry in logs[-40:]))
+            except Exception as exc:  # noqa: BLE001 - diagnostics must not hide the failure
+                parts.append(f"(could not read the run's logs: {exc})")
+        return "\n".join(parts)
+
+    def stop(self) -> list[str]:
+        """Workers first, then the rest, the server, the database; returns what is still alive."""
+        for proc in self.workers:
+            proc.stop()
+        for proc in self.processes:
+            if proc not in self.workers:
+                proc.stop()
+        if self.server is not None:
+            self.server.process.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self.stub is not None:
+            self.stub.stop()
+        started = self.processes + ([self.server.process] if self.server else [])
+        alive = {p.pid: f"{proc.name}'s pid {p.pid}" for proc in started for p in proc.leftovers()}
+        if self.cluster is not None:
+            alive |= {p.pid: f"postgres pid {p.pid}" for p in self.cluster.leftovers()}
+        strays = tagged_processes(self.tag)
+        alive |= {p.pid: f"pid {p.pid} ({' '.join(p.cmdline()[:4])})" for p in strays if p.pid not in alive}
+        stop_all(strays, timeout=5)  # don't leave them to the next test
+        return sorted(alive.values())
+
+
+def _mark(trip: RoundTrip, phase: str, since: float) -> float:
+    now = time.perf_counter()
+    trip.timings[phase] = round(now - since, 1)
+    return now
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def round_trip(request, tmp_path):
+    """A running server with both deployments and two workers on pool ``ragreel``; stopped afterwards."""
+    database = request.param
+    if database == "postgresql" and postgres_bin() is None:
+        if os.environ.get("RAGREEL_SKIP_POSTGRES") == "1":
+            pytest.skip("RAGREEL_SKIP_POSTGRES=1")
+        pytest.fail(POSTGRES_MISSING)
+
+    trip = RoundTrip(database, tmp_path)
+    trip.log_dir.mkdir()
+    started = clock = time.perf_counter()
+    try:
+        if database == "postgresql":
+            trip.cluster = PostgresCluster.start()
+            clock = _mark(trip, "postgres", clock)
+        trip.server = PrefectServer.start(tmp_path / "prefect-home", trip.log_dir, trip.tag,
+                                          database_url=trip.cluster.url if trip.cluster else None)
+        clock = _mark(trip, "server", clock)
+
+        trip.stub = StubServer(api_key="sk-test-deploy", reply=_stub_reply).start()
+        trip.env = clean_environment(trip.tag) | {
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_API_URL": trip.server.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "HF_HUB_OFFLINE": "1",
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "RAGREEL_HOME": str(trip.home),
+            "OPENAI_BASE_URL": trip.stub.url,
+            "OPENAI_API_KEY": "sk-test-deploy",
+            "RAGREEL_LLM_MODEL": "stub-model",
+            "RAGREEL_VOICE_EN": "espeak",
+            "RAGREEL_VOICE_ZH": "espeak",
+        }
+        # The ingest (embedding model, LanceDB) runs while the pool, deployments and workers come up.
+        ingest = ManagedProcess.start("ingest", [sys.executable, "-m", "flows.ingest", "data/kb"], trip.env,
+                                      trip.log_dir)
+        trip.processes.append(ingest)
+        trip.run_command(["bash", "deployments/deploy.sh"], "deployments/deploy.sh")
+        clock = _mark(trip, "pool+deploy", clock)
+        # A limit of 2 each: the worker that runs the batch flow keeps one slot for a row, so the
+        # three rows cannot all land on one worker: the fan-out reaches both.
+        for name in WORKERS:
+            trip.processes.append(start_worker(name, POOL, trip.env, trip.log_dir, limit=2))
+        wait_until(lambda: pool_workers(trip.server, POOL) >= set(WORKERS), 120, "both workers to register",
+                   watch=trip.workers)
+        clock = _mark(trip, "workers", clock)
+        wait_until(lambda: ingest.popen.poll() is not None, 600, "the ingest to finish")
+        assert ingest.popen.returncode == 0, f"ingest failed:\n{log_tail(ingest.log_path)}"
+        clock = _mark(trip, "ingest (after workers)", clock)
+        trip.timings["setup"] = round(clock - started, 1)
+        yield trip
+    finally:
+        stop_started = time.perf_counter()
+        alive = trip.stop()
+        trip.timings["teardown"] = round(time.perf_counter() - stop_started, 1)
+        trip.timings["total"] = round(time.perf_counter() - started, 1)
+        print(f"\n[{database}] round trip timings (s): {json.dumps(trip.timings)}")
+        assert not alive, f"processes left running after teardown: {alive}"
+
+
+def _three_row_sheet(path: Path) -> list[dict]:
+    """The first rows of data/questions.csv that give two languages, three rows in all."""
+    with open(REPO / "data" / "questions.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))[:3]
+    assert {r["language"] for r in rows} == {"en", "zh"}
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "question", "language"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+@pytest.mark.slow
+def test_batch_deployment_fans_out_across_two_workers(round_trip):
+    trip = round_trip
+    rows = _three_row_sheet(trip.tmp / "three questions.csv")
+    clock = time.perf_counter()
+
+    output = trip.run_command(
+        [str(PREFECT), "deployment", "run", BATCH_DEPLOYMENT,
+         "--param", f"spreadsheet={json.dumps(str(trip.tmp / 'three questions.csv'))}",
+         "--param", "concurrency=3"],
+        "prefect deployment run",
+    )
+    run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", output).group(1)
+    try:
+        wait_until(lambda: trip.flow_run(run_id)["state"]["type"] in FINAL_STATES, BATCH_TIMEOUT_S,
+                   "the batch run to finish", interval=1, watch=trip.workers)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{trip.diagnostics(run_id)}") from None
+    trip.timings["batch run"] = round(time.perf_counter() - clock, 1)
+    batch = trip.flow_run(run_id)
+    assert batch["state"]["type"] == "COMPLETED", (
+        f"batch ended {batch['state']['type']}: {batch['state']['message']}\n{trip.diagnostics(run_id)}")
+    assert batch["state"]["message"] == "3 succeeded, 0 failed, 0 skipped"
+
+    # The deployments are the ones prefect.yaml describes.
+    declared = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
+    batch_deployment = trip.deployment(BATCH_DEPLOYMENT)
+    assert batch_deployment["work_pool_name"] == POOL
+    assert batch["parameters"]["fan_out"] is declared["ragreel-batch"]["parameters"]["fan_out"] is True
+    crons = [s["schedule"].get("cron") for s in batch_deployment["schedules"]]
+    assert crons == [s["cron"] for s in declared["ragreel-batch"]["schedules"]]
+
+    # The manifest: one batch folder, three succeeded rows with answers and whole videos.
+    manifests = list((trip.home / "batches").glob("*/manifest.json"))
+    assert len(manifests) == 1, manifests
+    entries = json.loads(manifests[0].read_text(encoding="utf-8"))
+    assert [e["id"] for e in entries] == [r["id"] for r in rows]
+    with open(manifests[0].with_suffix(".csv"), encoding="utf-8-sig", newline="") as f:
+        assert [r["id"] for r in csv.DictReader(f)] == [r["id"] for r in rows]
+    for entry, row in zip(entries, rows, strict=True):
+        assert entry["status"] == "succeeded", entry
+        assert entry["question"] == row["question"] and entry["language"] == row["language"]
+        assert entry["answer"].strip() and entry["sources"], entry
+        video = Path(entry["video"])
+        assert video.is_relative_to(manifests[0].parent), video
+        assert video.stat().st_size > 0 and decodes_fully(video), video
+    assert len(trip.stub.chat_requests()) == 3, "each row asks the LLM once, from a worker's flow run"
+
+    # Three generate runs, one per row, children of the batch run, shared by both workers.
+    generate_runs = trip.flow_runs_of(trip.deployment(GENERATE_DEPLOYMENT))
+    assert len(generate_runs) == 3
+    assert sorted(r["parameters"]["question"] for r in generate_runs) == sorted(r["question"] for r in rows)
+    assert all(r["state"]["type"] == "COMPLETED" for r in generate_runs)
+    assert all(r["parent_task_run_id"] for r in generate_runs), "rows are linked to the batch run in the UI"
+    row_workers = sorted(r["labels"].get("prefect.worker.name") for r in generate_runs)
+    batch_worker = batch["labels"].get("prefect.worker.name")
+    print(f"\n[{trip.database}] batch ran on {batch_worker}; rows ran on {row_workers}; "
+          f"batch run {trip.timings['batch run']}s")
+    assert set(row_workers) == set(WORKERS), f"rows ran on {row_workers}; the fan-out should reach both workers"
