@@ -15,7 +15,9 @@ re-speaking. A cached result whose files have gone is recomputed.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import importlib.util
 import json
 import re
 import sys
@@ -99,6 +101,22 @@ def _short_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str, ensure_ascii=False).encode()).hexdigest()[:8]
 
 
+@functools.cache
+def code_version(*modules: str) -> str:
+    """A hash of the source of the modules (and packages) a stage runs: new code, new cache key.
+
+    Prefect's TASK_SOURCE covers only the task function itself, not the stage code it calls.
+    """
+    digest = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        files = (sorted(Path(spec.origin).parent.rglob("*.py")) if spec.submodule_search_locations
+                 else [Path(spec.origin)])
+        for file in files:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _file_signature(path: Path | None) -> str:
     if path is None:
         return ""
@@ -112,19 +130,22 @@ def llm_signature(settings: Settings) -> str:
     backend, model, server = describe_backend(settings)
     # A local server's port changes from process to process; it is the same model.
     where = "" if backend == "local" else server
-    return "|".join([backend, model, where, _file_signature(settings.llm_local_model),
+    return "|".join([code_version("tasks.answer", "ragreel.llm"), backend, model, where,
+                     _file_signature(settings.llm_local_model),
                      str(settings.answer_min_seconds), str(settings.answer_max_seconds),
                      str(settings.min_relevance)])
 
 
 def voice_signature(settings: Settings, language: str, voice: str) -> str:
     chosen = voice if voice != "auto" else (settings.voice_zh if language == "zh" else settings.voice_en)
-    return "|".join([chosen, str(settings.bark_model), _file_signature(settings.piper_voice),
+    return "|".join([code_version("tasks.speak", "ragreel.speech"), chosen, str(settings.bark_model),
+                     _file_signature(settings.piper_voice),
                      str(settings.sample_rate), str(settings.sentence_pause_s)])
 
 
 def render_signature(settings: Settings) -> str:
-    return "|".join([settings.aspect, str(settings.fps), _file_signature(settings.background_image),
+    return "|".join([code_version("tasks.render", "ragreel.video"), settings.aspect, str(settings.fps),
+                     _file_signature(settings.background_image),
                      _file_signature(settings.font_path), str(settings.title_seconds),
                      str(settings.sources_seconds)])
 
@@ -261,8 +282,8 @@ def generate_video(
 
     short = question[:40]
     storage = result_storage(settings)
-    passages, hit = _run_stage(retrieve_stage, f"retrieve passages for {short!r}", storage, None,
-                               question, top_k, knowledge_base_version(settings))
+    passages, hit = _run_stage(retrieve_stage, f"retrieve passages for {short!r}", storage, None, question, top_k,
+                               f"{knowledge_base_version(settings)}|{code_version('tasks.retrieve', 'ragreel.kb')}")
     done("retrieve", hit)
     create_table_artifact(
         [{"rank": p.rank, "score": p.score, "source": p.source, "title": p.title, "heading": p.heading,

@@ -39,6 +39,16 @@ _RETRY_INSTRUCTION = {
 }
 
 
+_EXPAND_INSTRUCTION = {
+    "en": "That is too short for the narration. Write the answer again in about {low} to {high} words, "
+          "with more of what the passages say, still citing them as [1], [2].",
+    "zh": "這樣太短了。請根據資料重新回答，寫成大約 {low} 到 {high} 個字，多說明資料裡的細節，"
+          "並用 [1]、[2] 標出引用的資料。",
+}
+# Below this share of the minimum narration length, an answer is worth one request for more.
+_TOO_SHORT = 0.5
+
+
 def normalise_language(language: str) -> str:
     """'en' or 'zh' from tags such as 'en-US', 'zh-TW', 'zh-Hant', 'zh_tw'."""
     tag = language.strip().lower().replace("_", "-")
@@ -106,6 +116,17 @@ def answer_question(
                 f"model {endpoint.model} at {endpoint.base_url} gave no usable {language} answer twice",
                 stage=STAGE, hint="try again, or configure a stronger model (RAGREEL_LLM_MODEL)",
             )
+
+    if spoken_seconds(cleaned.text, language) < _TOO_SHORT * settings.answer_min_seconds:
+        # Small models often answer in one sentence whatever the prompt says: ask once for more.
+        low, high = target.ask_range
+        log.info("The answer is about %.0f s spoken, under half of RAGREEL_ANSWER_MIN_SECONDS; asking for more",
+                 spoken_seconds(cleaned.text, language))
+        expand = [*messages, {"role": "assistant", "content": reply.text},
+                  {"role": "user", "content": _EXPAND_INSTRUCTION[language].format(low=low, high=high)}]
+        longer_reply, longer = ask(expand, temperature=0.2)
+        if _usable(longer, language) and len(longer.text) > len(cleaned.text):
+            reply, cleaned = longer_reply, longer
 
     citations = [
         Citation(number=number, source=relevant[index - 1].source, title=relevant[index - 1].title,

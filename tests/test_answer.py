@@ -71,8 +71,9 @@ def stub(clean_env):
 
 @pytest.fixture
 def settings(stub, tmp_path):
+    # answer_min_seconds=0: one request per answer unless a test asks for the too-short path
     return get_settings(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=stub.url, llm_model="stub-model",
-                        llm_max_retries=2, llm_timeout_s=1.0, model_cache=tmp_path / "models")
+                        llm_max_retries=2, llm_timeout_s=1.0, model_cache=tmp_path / "models", answer_min_seconds=0.0)
 
 
 def user_message(request) -> str:
@@ -399,3 +400,24 @@ def test_local_model_answers_for_real(local_settings, question, rows, language):
     assert not re.search(r"https?://|\*\*|^#|\n", answer.text)
     # What the answer is about: the water temperature in the passages.
     assert re.search(r"9[05]|九十", answer.text), answer.text
+
+
+def test_a_far_too_short_answer_is_asked_once_for_more(stub, settings):
+    longer = ("Oolong is brewed with water at 90 to 95 degrees Celsius [1]. Rinse the leaves quickly first, "
+              "then steep them for about one minute and add thirty seconds for each later infusion [1]. "
+              "Green tea wants cooler water, around 80 degrees, or it turns bitter [2].")
+    replies = iter(["Use 90 to 95 degrees [1].", longer])
+    stub.reply = lambda body: next(replies)
+    settings = settings.model_copy(update={"answer_min_seconds": 30.0})
+    answer = answer_question("How hot should the water be for oolong?", make_passages(TEA_EN, "en"), settings=settings)
+    first, second = stub.chat_requests()
+    assert "too short" in second.body["messages"][-1]["content"]
+    assert answer.text.startswith("Oolong is brewed with water at 90 to 95 degrees Celsius [1].")
+
+
+def test_a_short_answer_is_kept_when_asking_again_gives_nothing_longer(stub, settings):
+    stub.reply = "水溫九十五度 [1]。"
+    settings = settings.model_copy(update={"answer_min_seconds": 30.0})
+    answer = answer_question("烏龍茶要用幾度的水？", make_passages(TEA_ZH, "zh"), settings=settings)
+    assert len(stub.chat_requests()) == 2
+    assert answer.text.startswith("水溫九十五度") and len(answer.text) < 15

@@ -171,6 +171,8 @@ def round_trip(request, tmp_path):
             "RAGREEL_LLM_MODEL": "stub-model",
             "RAGREEL_VOICE_EN": "espeak",
             "RAGREEL_VOICE_ZH": "espeak",
+            # one request per row: the stub's canned replies may be short for a question they don't fit
+            "RAGREEL_ANSWER_MIN_SECONDS": "0",
         }
         # The ingest (embedding model, LanceDB) runs while the pool, deployments and workers come up.
         ingest = ManagedProcess.start("ingest", [sys.executable, "-m", "flows.ingest", "data/kb"], trip.env,
