@@ -3,7 +3,7 @@
     .venv/bin/python bench/speech_bench.py [--voices piper,kokoro,espeak,bark] [--repeat 2]
 
 For each voice and language it speaks, narrates the reference paragraphs of
-``ragreel.speech.asr.SAMPLE_PARAGRAPHS`` through ``tasks.speak.narrate`` (after one warm-up
+``bench.asr.SAMPLE_PARAGRAPHS`` through ``tasks.speak.narrate`` (after one warm-up
 call, so loading is reported apart), then transcribes the WAV with offline Whisper base and
 scores it: word error rate for English, character error rate for Mandarin (both sides in one
 script). The baseline, measured in the same run, is espeak-ng: ``x espeak`` is each voice's
@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.asr import SAMPLE_PARAGRAPHS, character_error_rate, transcribe, word_error_rate  # noqa: E402
 from ragreel.settings import get_settings  # noqa: E402
-from ragreel.speech.asr import SAMPLE_PARAGRAPHS, character_error_rate, transcribe, word_error_rate  # noqa: E402
 from ragreel.speech.bark import bark_available  # noqa: E402
 from ragreel.speech.voices import resolve_voice  # noqa: E402
 from tasks.speak import narrate  # noqa: E402

@@ -36,6 +36,7 @@ from ragreel.errors import RagreelError
 from ragreel.schemas import VideoResult
 from ragreel.settings import get_settings
 from tasks.batch import BatchRow, RowProblem, read_spreadsheet, safe_names, write_manifest
+from tasks.stage import one_line
 
 GENERATE_DEPLOYMENT = "generate-video/ragreel-generate"
 
@@ -92,7 +93,7 @@ def run_row_on_worker(row: BatchRow, output_dir: Path, video: bool, deployment: 
     from prefect.deployments import run_deployment
 
     flow_run = run_deployment(deployment, parameters=_row_parameters(row, output_dir, video), timeout=None,
-                              poll_interval=2, flow_run_name=f"{row.id}: {row.question[:50]}")
+                              poll_interval=2, flow_run_name=f"{one_line(row.id)}: {one_line(row.question, 50)}")
     run_id = str(flow_run.id)
     if flow_run.state is None or not flow_run.state.is_completed():
         error = flow_run.state.result(raise_on_failure=False) if flow_run.state else None
@@ -148,7 +149,13 @@ def _summary_markdown(summary: BatchSummary, entries: list[dict]) -> str:
 
 # --- the flow ------------------------------------------------------------------------------------
 
-@flow(name="batch-videos", flow_run_name="batch: {spreadsheet}")
+def _batch_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"batch: {one_line(flow_run.parameters.get('spreadsheet', ''), 80)}"
+
+
+@flow(name="batch-videos", flow_run_name=_batch_run_name)
 def batch_videos(
     spreadsheet: str = "data/questions.csv",
     video: bool = True,

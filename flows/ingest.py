@@ -102,9 +102,7 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
         done += len(plan.removed) + len(plan.unchanged)
         work = [(s, "added") for s in plan.new] + [(s, "updated") for s in plan.changed]
         for source, status in work:
-            state = ingest_file_task.with_options(task_run_name=f"ingest {source}")(
-                plan.root, source, status, return_state=True
-            )
+            state = ingest_file_task(plan.root, source, status, return_state=True)
             if state.is_completed():
                 file_report = state.result()
             else:  # one bad file never sinks the ingest

@@ -6,9 +6,132 @@ task inputs and persist results.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Any, Literal, get_args
 
-Language = str  # "en" or "zh" (Chinese is written in Traditional characters)
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, ValidationInfo, field_validator
+
+from ragreel.errors import InputError
+
+# --- vocabularies: each defined once, used by settings, CLIs, batch validation, voices, layout ---
+
+Language = Literal["en", "zh"]  # Chinese is written in Traditional characters
+LANGUAGES: tuple[Language, ...] = get_args(Language)
+VoiceKind = Literal["auto", "bark", "piper", "kokoro", "espeak"]
+VOICE_KINDS: tuple[VoiceKind, ...] = get_args(VoiceKind)
+Aspect = Literal["landscape", "portrait", "square"]
+ASPECTS: tuple[Aspect, ...] = get_args(Aspect)
+MAX_TOP_K = 50
+TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K)]  # passages retrieved per question
+DEFAULT_MAX_QUESTION_CHARS = 2000
+
+
+def parse_language(tag: str, stage: str = "ragreel") -> Language:
+    """'en' or 'zh' from a language tag: 'en-US', 'zh-TW', 'zh-Hant', 'zh_tw', 'cmn'."""
+    primary = str(tag).strip().lower().replace("_", "-").split("-", 1)[0]
+    if primary == "cmn":
+        primary = "zh"
+    if primary in LANGUAGES:
+        return primary
+    raise InputError(
+        f"language {tag!r} is not supported: ragreel speaks English (en) and Chinese (zh)",
+        stage=stage, hint="pass 'en' or 'zh', or leave it out to follow the question",
+    )
+
+
+def parse_voice(text: str) -> tuple[VoiceKind, str | None]:
+    """``kind[:variant]`` (``auto``, ``kokoro:jf_alpha``, ``piper:/voices/x.onnx``) as (kind, variant)."""
+    kind, _, variant = str(text).strip().partition(":")
+    kind = kind.strip().lower()
+    if kind not in VOICE_KINDS:
+        raise InputError(
+            f"unknown voice {text!r}", stage="speak",
+            hint=f"use one of {', '.join(VOICE_KINDS)}, optionally with a variant, e.g. kokoro:jf_alpha",
+        )
+    return kind, variant.strip() or None
+
+
+def _checked_voice(text: str) -> str:
+    try:
+        kind, variant = parse_voice(text)
+    except InputError as exc:
+        raise ValueError(f"{exc.message} ({exc.hint})") from None
+    return f"{kind}:{variant}" if variant else kind
+
+
+VoiceSpec = Annotated[str, AfterValidator(_checked_voice)]
+
+
+def check_question(question: Any, max_chars: int = DEFAULT_MAX_QUESTION_CHARS, stage: str = "retrieve") -> str:
+    """The question stripped, or an InputError that says what is wrong with it."""
+    if not isinstance(question, str) or not question.strip():
+        raise InputError("the question is empty", stage=stage, hint="ask a question in words")
+    question = question.strip()
+    if len(question) > max_chars:
+        raise InputError(
+            f"the question is {len(question):,} characters long; the limit is {max_chars:,}",
+            stage=stage, hint="shorten it, or raise RAGREEL_MAX_QUESTION_CHARS",
+        )
+    return question
+
+
+# --- what the generate flow is asked ------------------------------------------------------------
+
+# The stage that an invalid parameter belongs to, for the error that names it.
+_PARAMETER_STAGE = {"question": "retrieve", "top_k": "retrieve", "language": "generate", "voice": "speak",
+                    "aspect": "render", "title": "render"}
+
+
+class VideoRequest(BaseModel):
+    """The generate flow's parameters, checked once at its entrance (and per row of a batch).
+
+    Validate with ``context={"max_question_chars": n}`` to apply a limit other than the default.
+    """
+
+    question: str
+    language: Language | None = None
+    top_k: TopK | None = None
+    voice: VoiceSpec = "auto"
+    aspect: Aspect | None = None
+    title: str | None = None
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _question(cls, value: Any, info: ValidationInfo) -> str:
+        limit = (info.context or {}).get("max_question_chars", DEFAULT_MAX_QUESTION_CHARS)
+        try:
+            return check_question(" ".join(value.split()) if isinstance(value, str) else value, limit)
+        except InputError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> Language | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        try:
+            return parse_language(value)
+        except InputError as exc:
+            raise ValueError(f"{value!r} is not one of {', '.join(LANGUAGES)}") from exc
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title(cls, value: Any) -> str | None:
+        return " ".join(value.split()) or None if isinstance(value, str) else value
+
+    @classmethod
+    def checked(cls, max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS, **parameters: Any) -> VideoRequest:
+        """Validated parameters, or an InputError naming the parameter, its stage and the problem."""
+        parameters["question"] = check_question(parameters.get("question"), max_question_chars)  # with its hint
+        try:
+            return cls.model_validate(parameters, context={"max_question_chars": max_question_chars})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else "parameters"
+            message = error["msg"].removeprefix("Value error, ")
+            raise InputError(
+                message if field == "question" else f"{field}: {message}",
+                stage=_PARAMETER_STAGE.get(field, "generate-video"),
+            ) from None
 
 
 class Passage(BaseModel):

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Aspect = Literal["landscape", "portrait", "square"]
+from ragreel.schemas import DEFAULT_MAX_QUESTION_CHARS, Aspect, TopK, VoiceSpec
 
 
 class Settings(BaseSettings):
@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, description="Chunks embedded per batch.")
 
     # --- retrieval -----------------------------------------------------------------------------
-    top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
-    max_question_chars: int = Field(2000, description="Longest question accepted, in characters.")
+    top_k: TopK = Field(5, description="Passages retrieved per question.")
+    max_question_chars: int = Field(DEFAULT_MAX_QUESTION_CHARS, ge=1, description="Longest question accepted, in characters.")
 
     # --- answers (LLM) ---------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     answer_max_seconds: float = Field(90.0, description="Longest narration; longer answers are cut at a sentence end.")
 
     # --- speech --------------------------------------------------------------------------------
-    voice_en: str = Field("auto", description="English voice: auto, bark, piper, kokoro or espeak.")
-    voice_zh: str = Field("auto", description="Mandarin voice: auto, bark, kokoro or espeak.")
+    voice_en: VoiceSpec = Field("auto", description="English voice: auto, bark, piper, kokoro or espeak.")
+    voice_zh: VoiceSpec = Field("auto", description="Mandarin voice: auto, bark, kokoro or espeak.")
     bark_model: str | None = Field(
         None, description="Folder (or HF cache name) of Bark weights, e.g. a downloaded suno/bark-small."
     )

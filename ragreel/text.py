@@ -1,12 +1,18 @@
-"""Language and sentence helpers shared by chunking, answers, speech and subtitles."""
+"""The one text toolbox: scripts, languages, sentences, Chinese conversion and byte decoding.
+
+Shared by ingestion, answers, speech and subtitles, so that "is this Chinese?", "where does
+this sentence end?" and "what encoding is this file in?" get one answer everywhere.
+"""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
+# Han ideographs: the unified blocks, extension A, the compatibility block and the extensions
+# beyond the BMP. For regular expressions, as the inside of a character class.
+HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_HAN = re.compile(f"[{HAN_CLASS}]")
 
 # Sentence ends: Chinese full-width marks end a sentence wherever they stand; Latin marks
 # only when followed by whitespace (so 3.14, e.g. and file.md stay whole).
@@ -31,7 +37,25 @@ def detect_language(text: str) -> str:
 
 
 def has_han(text: str) -> bool:
+    """Whether ``text`` holds a Han character (the test for "has Chinese in it")."""
     return bool(_HAN.search(text))
+
+
+def is_han(char: str) -> bool:
+    return bool(_HAN.fullmatch(char))
+
+
+def is_cjk_wide(char: str) -> bool:
+    """Broader than :func:`is_han`, for line breaking: any East Asian wide character (ideographs,
+    kana, Hangul, CJK punctuation and full-width forms), between which a line may break."""
+    code = ord(char)
+    return (
+        0x2E80 <= code <= 0x9FFF  # radicals, CJK punctuation, kana, ideographs
+        or 0xAC00 <= code <= 0xD7AF  # Hangul
+        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
+        or 0xFF00 <= code <= 0xFFEF  # full-width forms
+        or 0x20000 <= code <= 0x3FFFF  # ideograph extensions
+    )
 
 
 def split_sentences(text: str) -> list[str]:
@@ -66,6 +90,13 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+# --- Simplified and Traditional Chinese ----------------------------------------------------------
+
+TRADITIONAL = "s2t"  # characters only: for comparing and searching
+TAIWAN = "s2twp"  # Traditional as written in Taiwan, vocabulary included: for what people read
+SIMPLIFIED = "t2s"
+
+
 @lru_cache(maxsize=4)
 def _opencc(config: str):
     import opencc
@@ -73,6 +104,94 @@ def _opencc(config: str):
     return opencc.OpenCC(config)
 
 
-def to_traditional(text: str, config: str = "s2t") -> str:
-    """Simplified -> Traditional characters (``s2twp`` also swaps Taiwanese vocabulary)."""
+def convert_chinese(text: str, config: str = TRADITIONAL) -> str:
+    """Convert Chinese text with an OpenCC config (:data:`TRADITIONAL`, :data:`TAIWAN`, :data:`SIMPLIFIED`);
+    text without Han characters comes back as it is."""
     return _opencc(config).convert(text) if has_han(text) else text
+
+
+# --- bytes to text ---------------------------------------------------------------------------------
+
+# Files and spreadsheets come from Taiwanese, mainland, Western, Japanese and Korean systems: the
+# guess is kept to their encodings, as a short sample fits many exotic code pages equally well.
+COMMON_ENCODINGS = ["cp950", "big5", "gb18030", "cp1252", "shift_jis", "euc_kr"]
+
+
+class UndecodableText(ValueError):
+    """The bytes are binary, or no encoding fits them; the message says which."""
+
+
+def decode_bytes(data: bytes) -> str:
+    """Text from bytes: UTF-16 with a BOM, UTF-8 (BOM or not), else a confidently detected common
+    encoding such as Big5. Raises :class:`UndecodableText` for binary data or mojibake."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data[:8192]:
+        raise UndecodableText("binary content, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data, cp_isolation=COMMON_ENCODINGS).best()
+    # A high chaos ratio means the bytes decode to mojibake in every encoding tried.
+    if best is None or best.chaos > 0.2:
+        raise UndecodableText("not valid UTF-8 and no other common text encoding fits")
+    return str(best)
+
+
+# --- Markdown to plain text --------------------------------------------------------------------------
+
+
+def inline_text(token) -> str:
+    """The text of a markdown-it inline token: words, code spans, link text and image alt text,
+    without markup; line breaks kept as newlines."""
+    parts: list[str] = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif child.type == "image":
+            parts.append(child.content)
+    return "".join(parts)
+
+
+_DUNDER = re.compile(r"(?<![\w`])__([A-Za-z][A-Za-z0-9_]*?)__(?![\w`])")
+
+
+@lru_cache(maxsize=1)
+def _markdown_parser():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
+
+def parse_markdown(text: str) -> list:
+    """markdown-it tokens of ``text`` (CommonMark with tables and strikethrough): the one parser."""
+    # __enter__ is a Python name, not bold "enter": an identifier between double underscores stays.
+    return _markdown_parser().parse(_DUNDER.sub(r"\_\_\1\_\_", text))
+
+
+def markdown_to_text(text: str) -> str:
+    """Markdown as the plain text a reader hears: one line per heading, paragraph line, list item
+    and table row (cells joined by commas); emphasis, links and quotes reduced to their words;
+    code blocks and HTML left out. Text that is not Markdown comes back with its lines as they were.
+    """
+    tokens = parse_markdown(text)
+    lines: list[str] = []
+    row: list[str] | None = None
+    for token in tokens:
+        if token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close" and row is not None:
+            lines.append(", ".join(cell for cell in row if cell))
+            row = None
+        elif token.type == "inline":
+            content = inline_text(token).strip()
+            if row is not None:
+                row.append(" ".join(content.split()))
+            else:
+                lines.extend(line.strip() for line in content.split("\n") if line.strip())
+    return "\n".join(lines)

@@ -6,6 +6,9 @@ then makes the reply fit to be narrated: plain sentences in the question's langu
 characters for Chinese), citations that point at real passages, no longer than
 ``RAGREEL_ANSWER_MAX_SECONDS`` of speech. With no passage at or above ``RAGREEL_MIN_RELEVANCE``
 no model is called and the answer says that the knowledge base doesn't cover the question.
+
+``generate_stage`` is the Prefect task the generate flow calls, cached on its inputs and on the
+model and answer settings.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import time
 from ragreel.errors import InputError, TransientError
 from ragreel.llm.client import ChatReply, complete_chat, describe_backend, resolve_endpoint
 from ragreel.llm.prompt import (
-    SUPPORTED_LANGUAGES,
     CleanAnswer,
     LengthTarget,
     build_messages,
@@ -24,9 +26,10 @@ from ragreel.llm.prompt import (
     not_covered_message,
     spoken_seconds,
 )
-from ragreel.schemas import Answer, Citation, Passage
+from ragreel.schemas import Answer, Citation, Language, Passage, parse_language
 from ragreel.settings import Settings, get_settings
 from ragreel.text import detect_language
+from tasks.stage import code_version, file_signature, one_line, stage_task
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +52,6 @@ _EXPAND_INSTRUCTION = {
 _TOO_SHORT = 0.5
 
 
-def normalise_language(language: str) -> str:
-    """'en' or 'zh' from tags such as 'en-US', 'zh-TW', 'zh-Hant', 'zh_tw'."""
-    tag = language.strip().lower().replace("_", "-")
-    primary = tag.split("-", 1)[0]
-    if primary in SUPPORTED_LANGUAGES:
-        return primary
-    raise InputError(
-        f"answers can be in English (en) or Chinese (zh), not {language!r}",
-        stage=STAGE, hint="pass language='en' or 'zh', or leave it out to follow the question",
-    )
-
-
 def _usable(cleaned: CleanAnswer, language: str) -> bool:
     return bool(cleaned.text.strip()) and detect_language(cleaned.text) == language
 
@@ -68,7 +59,7 @@ def _usable(cleaned: CleanAnswer, language: str) -> bool:
 def answer_question(
     question: str,
     passages: list[Passage],
-    language: str | None = None,
+    language: Language | str | None = None,
     settings: Settings | None = None,
 ) -> Answer:
     """Answer ``question`` from ``passages`` (best first), in ``language`` (default: the question's).
@@ -81,7 +72,7 @@ def answer_question(
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty", stage=STAGE, hint="ask a question in words")
     question = question.strip()
-    language = normalise_language(language) if language else detect_language(question)
+    language = parse_language(language, stage=STAGE) if language else detect_language(question)
 
     relevant = [p for p in passages if p.score >= settings.min_relevance]
     if not relevant:
@@ -140,3 +131,23 @@ def answer_question(
     )
     return Answer(question=question, language=language, text=cleaned.text, citations=citations, covered=True,
                   backend=reply.backend, model=reply.model, server=reply.server)
+
+
+def generate_cache_key(settings: Settings, parameters: dict) -> str:
+    backend, model, server = describe_backend(settings)
+    # A local server's port changes from process to process; it is the same model.
+    where = "" if backend == "local" else server
+    return "|".join([
+        code_version("tasks.answer", "ragreel.llm"), backend, model, where, file_signature(settings.llm_local_model),
+        str(settings.answer_min_seconds), str(settings.answer_max_seconds), str(settings.min_relevance),
+    ])
+
+
+@stage_task(
+    name="generate",
+    timeout_seconds=900,
+    settings_key=generate_cache_key,
+    run_name=lambda p: f"answer {one_line(p['question'])!r} in {p['language']}",
+)
+def generate_stage(question: str, passages: list[Passage], language: Language) -> Answer:
+    return answer_question(question, passages, language)

@@ -13,31 +13,30 @@ import io
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from ragreel.errors import InputError
+from ragreel.files import atomic_path, write_text_atomic
+from ragreel.schemas import ASPECTS, MAX_TOP_K, VideoRequest
 from ragreel.settings import Settings, get_settings
+from ragreel.text import UndecodableText, decode_bytes
 
 STAGE = "batch"
-KNOWN_COLUMNS = ("id", "question", "language", "voice", "title", "top_k", "aspect")
-LANGUAGES = ("en", "zh")
-VOICES = ("auto", "bark", "piper", "kokoro", "espeak")
-ASPECTS = ("landscape", "portrait", "square")
-COMMON_ENCODINGS = ["cp950", "big5", "gb18030", "cp1252", "shift_jis", "euc_kr"]
 # Cells starting with these are run as formulas by Excel and LibreOffice.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-class BatchRow(BaseModel):
+class BatchRow(VideoRequest):
+    """One spreadsheet row: the generate flow's parameters (checked by :class:`VideoRequest`), its place
+    in the sheet, and the other columns, which the manifest carries along."""
+
     row: int = Field(description="Row number as the spreadsheet shows it (the header is row 1).")
     id: str
-    question: str
-    language: str | None = None
-    voice: str | None = None
-    title: str | None = None
-    top_k: int | None = None
-    aspect: str | None = None
     extra: dict[str, str] = Field(default_factory=dict, description="Other columns, carried into the manifest.")
+
+
+# Columns that are the flow's parameters; any other column is carried into the manifest.
+KNOWN_COLUMNS = ("id", *VideoRequest.model_fields)
 
 
 class RowProblem(BaseModel):
@@ -59,21 +58,11 @@ class Spreadsheet(BaseModel):
 # --- reading ------------------------------------------------------------------------------------
 
 def _decode(data: bytes, path: Path) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    # Spreadsheets come from Excel on Taiwanese, mainland or Western systems: keep the guess to
-    # their encodings, as a short sample fits many exotic code pages equally well.
-    best = from_bytes(data, cp_isolation=COMMON_ENCODINGS).best()
-    if best is None:
-        raise InputError(f"cannot read {path.name}: unknown text encoding", stage=STAGE,
-                         hint="save the spreadsheet as UTF-8 CSV or as .xlsx")
-    return str(best)
+        return decode_bytes(data)
+    except UndecodableText as exc:
+        raise InputError(f"cannot read {path.name}: {exc}", stage=STAGE,
+                         hint="save the spreadsheet as UTF-8 CSV or as .xlsx") from exc
 
 
 def _read_frame(path: Path):
@@ -132,39 +121,41 @@ def _validate(frame, settings: Settings) -> tuple[list[BatchRow], list[RowProble
         if not any(cell.values()):
             continue  # a fully blank line is not a row
         found: list[RowProblem] = []
-        question = " ".join(cell.get("question", "").split())
-        if not question:
-            found.append(RowProblem(row=number, column="question", message="blank question: fill it in or delete the row"))
-        elif len(question) > settings.max_question_chars:
-            found.append(RowProblem(row=number, column="question", message=(
-                f"question is {len(question):,} characters; the limit is {settings.max_question_chars:,}")))
         row_id = cell.get("id") or f"row-{number}"
         if row_id in seen_ids:
             found.append(RowProblem(row=number, column="id",
                                     message=f"id {row_id!r} is already used on row {seen_ids[row_id]}: ids must be unique"))
         else:
             seen_ids[row_id] = number
-        options: dict[str, object] = {}
-        for column, allowed in (("language", LANGUAGES), ("voice", VOICES), ("aspect", ASPECTS)):
-            value = cell.get(column, "").lower()
-            if value and column == "language":
-                value = value.replace("_", "-").split("-")[0]
-            if value and value not in allowed:
-                found.append(RowProblem(row=number, column=column,
-                                        message=f"{cell[column]!r} is not one of {', '.join(allowed)}"))
-            options[column] = value or None
-        top_k = cell.get("top_k", "")
-        if top_k:
-            if not top_k.isdigit() or not 1 <= int(top_k) <= 50:
-                found.append(RowProblem(row=number, column="top_k", message=f"{top_k!r} is not a whole number from 1 to 50"))
-            else:
-                options["top_k"] = int(top_k)
+        fields = {c: cell[c] for c in VideoRequest.model_fields if cell.get(c)}
+        fields["question"] = cell.get("question", "")
+        if "aspect" in fields:
+            fields["aspect"] = fields["aspect"].lower()
+        try:
+            row = BatchRow.model_validate(
+                {**fields, "row": number, "id": row_id, "extra": {c: cell.get(c, "") for c in extra_columns}},
+                context={"max_question_chars": settings.max_question_chars},
+            )
+        except ValidationError as exc:
+            found += [RowProblem(row=number, column=str(error["loc"][0]), message=_row_message(error, cell))
+                      for error in exc.errors()]
         if found:
             problems.extend(found)
             continue
-        rows.append(BatchRow(row=number, id=row_id, question=question, title=cell.get("title") or None,
-                             extra={c: cell.get(c, "") for c in extra_columns}, **options))
+        rows.append(row)
     return rows, problems
+
+
+def _row_message(error: dict, cell: dict[str, str]) -> str:
+    column = str(error["loc"][0])
+    message = error["msg"].removeprefix("Value error, ")
+    if column == "question" and "empty" in message:
+        return "blank question: fill it in or delete the row"
+    if column == "top_k":
+        return f"{cell.get('top_k')!r} is not a whole number from 1 to {MAX_TOP_K}"
+    if column == "aspect":
+        return f"{cell.get('aspect')!r} is not one of {', '.join(ASPECTS)}"
+    return message
 
 
 # --- file names -------------------------------------------------------------------------------
@@ -198,12 +189,9 @@ def write_manifest(entries: list[dict], folder: Path) -> tuple[Path, Path]:
     """manifest.csv (UTF-8 with BOM, so Excel shows Chinese) and manifest.json, written atomically."""
     import pandas as pd
 
-    folder.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = folder / "manifest.csv", folder / "manifest.json"
     frame = pd.DataFrame([{k: spreadsheet_safe(v) for k, v in entry.items()} for entry in entries])
-    tmp_csv, tmp_json = csv_path.with_suffix(".csv.tmp"), json_path.with_suffix(".json.tmp")
-    frame.to_csv(tmp_csv, index=False, encoding="utf-8-sig")
-    tmp_json.write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
-    tmp_csv.replace(csv_path)
-    tmp_json.replace(json_path)
+    with atomic_path(csv_path) as temporary:
+        frame.to_csv(temporary, index=False, encoding="utf-8-sig")
+    write_text_atomic(json_path, json.dumps(entries, ensure_ascii=False, indent=2))
     return csv_path, json_path

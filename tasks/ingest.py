@@ -21,6 +21,7 @@ from ragreel.kb.embedding import embed, get_model
 from ragreel.kb.loaders import UnreadableFile, is_supported, load_document
 from ragreel.kb.store import KnowledgeBase, search_form
 from ragreel.settings import Settings, get_settings
+from tasks.stage import one_line
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,13 @@ def ingest_file(root: str, source: str, status: Literal["added", "updated"],
                       embed_seconds=round(embed_seconds, 3))
 
 
-@task(name="ingest-{source}", retries=1, retry_delay_seconds=2)
+def _ingest_run_name() -> str:
+    from prefect.runtime import task_run
+
+    return f"ingest {one_line(task_run.parameters.get('source', ''), 80)}"
+
+
+# The run name is a function, not a template: a file named "b {name}.md" is just a name.
+@task(name="ingest-file", task_run_name=_ingest_run_name, retries=1, retry_delay_seconds=2)
 def ingest_file_task(root: str, source: str, status: Literal["added", "updated"]) -> FileReport:
     return ingest_file(root, source, status)

@@ -4,6 +4,9 @@ Time layout of the video: the title card for ``title_seconds``, then the narrati
 subtitles (the narration audio starts as the title card ends), then the sources card for
 ``sources_seconds``. Every length is a whole number of frames, and the audio is the narration
 padded with silence to exactly the video's length.
+
+``render_video`` is the stage's function; ``render_stage`` is the Prefect task the generate flow
+calls, cached on its inputs (the aspect among them) and the video settings.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ragreel.errors import InputError
-from ragreel.schemas import Narration, RenderedVideo, Source
+from ragreel.schemas import Aspect, Language, Narration, RenderedVideo, Source
 from ragreel.settings import Settings, get_settings
+from tasks.stage import code_version, file_signature, stage_task
 
 logger = logging.getLogger(__name__)
 
@@ -164,3 +168,24 @@ def _same_file(first: Path, second: Path) -> bool:
         return second.exists() and os.path.samefile(first, second)
     except OSError:
         return False
+
+
+def render_cache_key(settings: Settings, parameters: dict) -> str:
+    return "|".join([
+        code_version("tasks.render", "ragreel.video"), str(settings.fps), file_signature(settings.background_image),
+        file_signature(settings.font_path), str(settings.title_seconds), str(settings.sources_seconds),
+    ])
+
+
+@stage_task(
+    name="render",
+    timeout_seconds=1800,
+    settings_key=render_cache_key,
+    run_name=lambda p: f"render {p['aspect']} video",
+    outputs=lambda video: [video.mp4_path, video.srt_path, video.thumbnail_path],
+)
+def render_stage(narration: Narration, title: str, sources: list[Source], out_dir: str, language: Language,
+                 aspect: Aspect) -> RenderedVideo:
+    stem = "video" if aspect == "landscape" else f"video-{aspect}"
+    return render_video(narration, title, sources, Path(out_dir), language, stem=stem,
+                        settings=get_settings(aspect=aspect))

@@ -19,10 +19,10 @@ from ragreel.llm.prompt import (
     not_covered_message,
     spoken_seconds,
 )
-from ragreel.schemas import Passage
+from ragreel.schemas import Passage, parse_language
 from ragreel.settings import get_settings
 from ragreel.text import detect_language, split_sentences
-from tasks.answer import answer_question, normalise_language
+from tasks.answer import answer_question
 from tests.openai_stub_server import StubServer
 
 KEY = "sk-ragreel-test-0123456789abcdef"
@@ -303,9 +303,9 @@ def test_stream_chat_yields_the_reply_in_pieces(stub, settings):
 
 
 def test_input_checks(clean_env):
-    assert normalise_language("zh-TW") == "zh" and normalise_language("en_US") == "en"
+    assert parse_language("zh-TW") == "zh" and parse_language("en_US") == "en" and parse_language("cmn") == "zh"
     with pytest.raises(InputError):
-        normalise_language("fr")
+        parse_language("fr")
     with pytest.raises(InputError):
         answer_question("   ", make_passages(TEA_EN, "en"))
 

@@ -13,6 +13,7 @@ from ragreel.errors import DependencyMissing, InputError
 from ragreel.settings import get_settings
 from ragreel.speech import voices
 from ragreel.speech.kokoro import DEFAULT_KOKORO_VOICE
+from ragreel.speech.narration import CLAUSE_PAUSE_S
 from ragreel.speech.prepare import (
     clean_text,
     en_cardinal,
@@ -25,7 +26,7 @@ from ragreel.speech.prepare import (
     zh_integer,
 )
 from ragreel.speech.timeline import Clip, assemble, resample, trim_silence, write_wav
-from tasks.speak import CLAUSE_PAUSE_S, narrate
+from tasks.speak import narrate
 
 
 def offline_settings(**overrides):

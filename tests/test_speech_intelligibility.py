@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.asr import SAMPLE_PARAGRAPHS, character_error_rate, transcribe, word_error_rate
 from ragreel.settings import get_settings
-from ragreel.speech.asr import SAMPLE_PARAGRAPHS, character_error_rate, transcribe, word_error_rate
 from tasks.speak import narrate
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def test_wrong_audio_fails_the_bounds(narrated, settings, tmp_path):
 
 
 def test_whisper_folder_is_assembled_and_checked(settings):
-    from ragreel.speech.asr import WHISPER_BASE_SIZE, whisper_base_folder
+    from bench.asr import WHISPER_BASE_SIZE, whisper_base_folder
 
     folder = whisper_base_folder(settings.model_cache_dir)
     assert (folder / "model.bin").stat().st_size == WHISPER_BASE_SIZE

@@ -1,4 +1,4 @@
-from ragreel.text import detect_language, split_sentences, to_traditional
+from ragreel.text import TAIWAN, convert_chinese, detect_language, split_sentences
 
 
 def test_detect_language():
@@ -22,6 +22,36 @@ def test_split_sentences_mixed_and_newlines():
     assert split_sentences("我用 Prefect 3。It works.\nNext line") == ["我用 Prefect 3。", "It works.", "Next line"]
 
 
-def test_to_traditional():
-    assert to_traditional("台湾的茶叶") == "臺灣的茶葉"
-    assert to_traditional("plain English") == "plain English"
+def test_convert_chinese():
+    assert convert_chinese("台湾的茶叶") == "臺灣的茶葉"
+    assert convert_chinese("软件和鼠标", TAIWAN) == "軟體和滑鼠"  # Taiwanese vocabulary, not only characters
+    assert convert_chinese("plain English") == "plain English"
+
+
+def test_markdown_to_text_keeps_words_code_and_identifiers():
+    from ragreel.text import markdown_to_text
+
+    text = markdown_to_text(
+        "## Context managers\n\nDefine `__enter__` and __exit__; catch `except (RuntimeError, TypeError):`.\n"
+        "- **Bold** item with a [link](https://example.com/a_(b))\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+        "```python\nprint('not read aloud')\n```\n"
+    )
+    assert text.splitlines() == [
+        "Context managers",
+        "Define __enter__ and __exit__; catch except (RuntimeError, TypeError):.",
+        "Bold item with a link",
+        "a, b",
+        "1, 2",
+    ]
+
+
+def test_decode_bytes_reads_common_encodings_and_refuses_binary():
+    import pytest
+
+    from ragreel.text import UndecodableText, decode_bytes
+
+    assert decode_bytes("高山茶".encode("big5")) == "高山茶"
+    assert decode_bytes("\ufeffquestion".encode()) == "question"
+    assert decode_bytes("茶,tea".encode("utf-16")) == "茶,tea"
+    with pytest.raises(UndecodableText, match="binary"):
+        decode_bytes(bytes(range(256)) * 4)

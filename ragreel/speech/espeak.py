@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from ragreel.errors import DependencyMissing
-from ragreel.speech.voices import Voice
+from ragreel.speech.base import Voice
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ragreel.errors import DependencyMissing
 from ragreel.settings import get_settings
-from ragreel.speech.voices import Voice
+from ragreel.speech.base import Voice
 
 log = logging.getLogger(__name__)
 

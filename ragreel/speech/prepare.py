@@ -15,13 +15,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ragreel.text import split_sentences
+from ragreel.text import is_han, markdown_to_text, split_sentences
 
-# --- cleaning: citation markers, markdown, URLs ---------------------------------------------------
+# --- cleaning: Markdown (one parser, in ragreel.text), then citation markers and URLs ----------
 
-_CODE_FENCE = re.compile(r"^\s*(```|~~~).*$", re.MULTILINE)
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
 # [text][ref], where the text is not itself a citation number like [1][2]
 _REFERENCE_LINK = re.compile(r"\[([^\]]*[^\]\d\s,，、;–—-][^\]]*)\]\[[^\]]*\]")
 _FOOTNOTE = re.compile(r"\[\^[^\]]+\]")
@@ -35,46 +32,16 @@ _URL = re.compile(
     r"(?:(?i:\b(?:see|visit|at|via)\s+)|(?:參見|請見|詳見|請參考)\s*)?(?:https?://|www\.)"
     r"(?:[^\s<>()\[\]\"'，。；！？、]|\([^\s()]*\))*(?:[^\s<>()\[\]\"'，。；！？、.,;:!?]|\([^\s()]*\))"
 )
-_AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^>]+)>")
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.MULTILINE)
-_RULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$", re.MULTILINE)
-_BLOCKQUOTE = re.compile(r"^\s*(?:>\s?)+", re.MULTILINE)
-_BULLET = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+", re.MULTILINE)
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$", re.MULTILINE)
-_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_ITALIC_STAR = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
-_ITALIC_UNDERSCORE = re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
-_STRIKE = re.compile(r"~~(.+?)~~")
-_INLINE_CODE = re.compile(r"`+([^`]*)`+")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.;:!?，。；：！？、）)」』])")
 
 
 def clean_text(text: str) -> str:
     """Remove citation markers, markdown and URLs, keeping line breaks (they end sentences)."""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CODE_FENCE.sub("", text)
-    text = _TABLE_RULE.sub("", text)
-    text = _RULE.sub("", text)
-    text = _IMAGE.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
+    text = markdown_to_text(unicodedata.normalize("NFC", text))
     text = _REFERENCE_LINK.sub(r"\1", text)
     text = _FOOTNOTE.sub("", text)
     text = _CITATION.sub("", text)
-    text = _AUTOLINK.sub("", text)
     text = _URL.sub("", text)
-    text = _HTML_TAG.sub(" ", text)
-    text = _HEADING.sub(r"\1", text)
-    text = _BLOCKQUOTE.sub("", text)
-    text = _BULLET.sub("", text)
-    text = _INLINE_CODE.sub(r"\1", text)
-    text = _BOLD.sub(r"\2", text)
-    text = _ITALIC_STAR.sub(r"\1", text)
-    text = _ITALIC_UNDERSCORE.sub(r"\1", text)
-    text = _STRIKE.sub(r"\1", text)
-    # Table cells read as a list.
-    text = re.sub(r"[ \t]*\|[ \t]*", ", ", text)
-    text = re.sub(r"^[, ]+|[, ]+$", "", text, flags=re.MULTILINE)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = re.sub(r"[,;:，；：、]+(?=[.!?。！？])", "", text)  # "roasted; ." once the link is gone
     text = re.sub(r"\(\s*\)|（\s*）", "", text)  # brackets that held only a URL or a marker
@@ -119,7 +86,7 @@ def split_clauses(sentence: str, max_chars: int) -> list[str]:
 
 
 def _ends_cjk(text: str) -> bool:
-    return bool(text) and (_is_han(text[-1]) or text[-1] in "，、；：。！？")
+    return bool(text) and (is_han(text[-1]) or text[-1] in "，、；：。！？")
 
 
 def _split_hard(clause: str, max_chars: int) -> list[str]:
@@ -150,13 +117,8 @@ class SpeechRun:
     text: str
 
 
-def _is_han(ch: str) -> bool:
-    code = ord(ch)
-    return 0x3400 <= code <= 0x4DBF or 0x4E00 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x2FA1F
-
-
 def _script(ch: str) -> str | None:
-    if _is_han(ch):
+    if is_han(ch):
         return "zh"
     if "a" <= ch.lower() <= "z":
         return "en"

@@ -9,14 +9,13 @@ audio exactly.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ragreel.files import atomic_path
 from ragreel.schemas import TimedSentence
 
 
@@ -143,17 +142,8 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
 
     A reader never sees half a file, and a failed write leaves any earlier WAV at ``path`` intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav.part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as raw, wave.open(raw, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(rate)
-            out.writeframes(to_pcm16(samples).tobytes())
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from a static file server
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, wave.open(str(temporary), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(to_pcm16(samples).tobytes())

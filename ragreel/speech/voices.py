@@ -1,4 +1,4 @@
-"""Which voice speaks: the voice interface, the ``kind[:variant]`` choice, ``auto`` and its fallbacks.
+"""Which voice speaks: loading voices once per process, `auto` and its fallbacks.
 
 A choice (``RAGREEL_VOICE_EN`` / ``RAGREEL_VOICE_ZH`` or the ``voice`` argument of ``narrate``)
 is ``auto``, ``bark``, ``piper``, ``kokoro`` or ``espeak``, optionally with a variant after a
@@ -17,65 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-
-import numpy as np
 
 from ragreel.errors import DependencyMissing, InputError, PermanentError
-from ragreel.settings import Settings
+from ragreel.schemas import parse_language
+from ragreel.settings import Settings, get_settings
+from ragreel.speech.base import Voice, VoiceChoice, bark_how_to, parse_choice
 
 log = logging.getLogger(__name__)
-
-KINDS = ("auto", "bark", "piper", "kokoro", "espeak")
-LANGUAGES = ("en", "zh")
-
-
-class Voice:
-    """A loaded voice. ``synthesize`` returns float32 mono samples at ``sample_rate``."""
-
-    kind: str = ""
-    name: str = ""  # e.g. "piper:joe-us", shown in Narration.voice
-    sample_rate: int = 0
-    languages: frozenset[str] = frozenset()  # languages it can say itself
-
-    def max_chars(self, language: str) -> int:
-        """Longest text one call should get; longer sentences are split at clause marks first."""
-        raise NotImplementedError
-
-    def synthesize(self, text: str, language: str) -> np.ndarray:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class VoiceChoice:
-    kind: str
-    variant: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.variant}" if self.variant else self.kind
-
-
-def parse_choice(text: str) -> VoiceChoice:
-    kind, _, variant = text.strip().partition(":")
-    kind = kind.strip().lower()
-    if kind not in KINDS:
-        raise InputError(
-            f"unknown voice {text!r}", stage="speak",
-            hint=f"use one of {', '.join(KINDS)}, optionally with a variant, e.g. kokoro:jf_alpha",
-        )
-    return VoiceChoice(kind, variant.strip() or None)
-
-
-def normalize_language(language: str) -> str:
-    code = language.strip().lower().replace("_", "-")
-    if code in ("zh", "cmn") or code.startswith(("zh-", "cmn-")):
-        return "zh"
-    if code == "en" or code.startswith("en-"):
-        return "en"
-    raise InputError(
-        f"narration language {language!r} is not supported", stage="speak", hint="use 'en' or 'zh'"
-    )
-
 
 # --- loading -------------------------------------------------------------------------------------
 
@@ -134,14 +82,6 @@ def _load(choice: VoiceChoice, language: str, settings: Settings) -> Voice:
     return voice
 
 
-def bark_how_to() -> str:
-    return (
-        "download Bark once where there is a network (huggingface-cli download suno/bark-small --local-dir "
-        "/models/bark-small) and set RAGREEL_BARK_MODEL=/models/bark-small (a folder, or a Hugging Face cache "
-        "name such as suno/bark-small)"
-    )
-
-
 def _auto_candidates(language: str, settings: Settings) -> list[VoiceChoice]:
     from ragreel.speech.bark import bark_available
 
@@ -163,10 +103,8 @@ def _auto_candidates(language: str, settings: Settings) -> list[VoiceChoice]:
 
 def resolve_voice(language: str, choice: str | None = None, settings: Settings | None = None) -> Voice:
     """The voice for ``language``: ``choice``, else the language's setting; ``auto`` falls back."""
-    from ragreel.settings import get_settings
-
     settings = settings or get_settings()
-    language = normalize_language(language)
+    language = parse_language(language, stage="speak")
     parsed = parse_choice(choice or (settings.voice_zh if language == "zh" else settings.voice_en))
     if parsed.kind != "auto":
         return _load(parsed, language, settings)

@@ -20,12 +20,12 @@ import math
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ragreel.errors import InputError, PermanentError
+from ragreel.files import temporary_name
 from ragreel.video.frames import Still
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class AtomicOutputs:
 
     def temp(self, final: Path) -> Path:
         self._sweep_stale(final)
-        temporary = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.part{final.suffix}")
+        temporary = temporary_name(final)
         self._pending.append((temporary, final))
         return temporary
 

@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ragreel.schemas import Source, TimedSentence
-from ragreel.settings import Aspect
+from ragreel.schemas import Aspect, Source, TimedSentence
+from ragreel.text import is_cjk_wide
 from ragreel.video.fonts import FontFace, load_font
 
 Measure = Callable[[str], float]
@@ -37,19 +37,8 @@ NO_LINE_END = set("（［｛〔〈《「『【〘〖〝‘“｟«([{")
 _UNBREAKABLE_PAIRS = set("—…‥")
 
 
-def is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (
-        0x2E80 <= code <= 0x9FFF  # radicals, CJK punctuation, kana, ideographs
-        or 0xAC00 <= code <= 0xD7AF  # Hangul
-        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
-        or 0xFF00 <= code <= 0xFFEF  # full-width forms
-        or 0x20000 <= code <= 0x3FFFF  # ideograph extensions
-    )
-
-
 def _can_break_between(before: str, after: str) -> bool:
-    if not (is_cjk(before) or is_cjk(after)):
+    if not (is_cjk_wide(before) or is_cjk_wide(after)):
         return False
     if after in NO_LINE_START or before in NO_LINE_END:
         return False
@@ -200,10 +189,25 @@ class Geometry:
 
 # Margins keep text clear of player controls; portrait (shorts) leaves the bottom fifth to the
 # app's caption and buttons.
-GEOMETRIES: dict[str, Geometry] = {
-    "landscape": Geometry(1280, 720, 96, 54, 54, 46, 3, 58, 28, 24, 34, 24, 3),
-    "portrait": Geometry(1080, 1920, 86, 192, 346, 62, 5, 76, 38, 32, 46, 32, 4),
-    "square": Geometry(1080, 1080, 86, 80, 80, 58, 4, 70, 34, 30, 42, 28, 4),
+GEOMETRIES: dict[Aspect, Geometry] = {
+    "landscape": Geometry(
+        width=1280, height=720,
+        margin_x=96, margin_top=54, margin_bottom=54,
+        subtitle_px=46, subtitle_lines=3,
+        title_px=58, header_px=28, label_px=24, source_px=34, source_file_px=24, stroke_px=3,
+    ),
+    "portrait": Geometry(
+        width=1080, height=1920,
+        margin_x=86, margin_top=192, margin_bottom=346,
+        subtitle_px=62, subtitle_lines=5,
+        title_px=76, header_px=38, label_px=32, source_px=46, source_file_px=32, stroke_px=4,
+    ),
+    "square": Geometry(
+        width=1080, height=1080,
+        margin_x=86, margin_top=80, margin_bottom=80,
+        subtitle_px=58, subtitle_lines=4,
+        title_px=70, header_px=34, label_px=30, source_px=42, source_file_px=28, stroke_px=4,
+    ),
 }
 
 

