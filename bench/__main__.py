@@ -3,8 +3,13 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.render_bench", "bench.speech_bench", "bench.llm_bench", "bench.flow_bench",
-              "bench.retrieval_eval"]
+BENCHMARKS = [
+    "bench.render_bench",
+    "bench.speech_bench",
+    "bench.llm_bench",
+    "bench.flow_bench",
+    "bench.retrieval_eval",
+]
 
 if __name__ == "__main__":
     failed = [name for name in BENCHMARKS if subprocess.run([sys.executable, "-m", name]).returncode != 0]

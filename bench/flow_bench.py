@@ -35,8 +35,11 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.flow_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.flow_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--question", default="What water temperature should I use for oolong tea?")
     parser.add_argument("--batch", action="store_true", help="also time the batch of data/questions.csv")
     args = parser.parse_args(argv)
@@ -49,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"empty flow: {empty:.1f}s", flush=True)
         cold, out = timed([python, "-m", "flows.generate", args.question, "--json"], env)
         result = json.loads(out)
-        print(f"cold run: {cold:.1f}s ({result['llm']}, {result['voice']}, {result['video_seconds']:.0f}s of video)",
-              flush=True)
+        print(
+            f"cold run: {cold:.1f}s ({result['llm']}, {result['voice']}, {result['video_seconds']:.0f}s of video)",
+            flush=True,
+        )
         cached, out = timed([python, "-m", "flows.generate", args.question, "--json"], env)
         assert json.loads(out)["cached_stages"] == ["retrieve", "generate", "speak", "render"]
         print(f"\n{'run':<14} {'wall s':>8} {'x empty flow':>13}")
@@ -61,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             batch, out = timed([python, "-m", "flows.batch", "data/questions.csv", "--json"], env)
             summary = json.loads(out)
             videos = summary["succeeded"]
-            print(f"\nbatch of {videos} videos: {batch:.0f}s -> {3600 * videos / batch:.0f} videos/hour "
-                  f"({summary['failed']} failed)")
+            print(
+                f"\nbatch of {videos} videos: {batch:.0f}s -> {3600 * videos / batch:.0f} videos/hour "
+                f"({summary['failed']} failed)"
+            )
     return 0
 
 

@@ -23,7 +23,11 @@ from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "kb" / "tea"
 CASES = [
-    ("en", "brewing-guide.md", "What water temperature should I use for oolong tea, and how long should it steep?"),
+    (
+        "en",
+        "brewing-guide.md",
+        "What water temperature should I use for oolong tea, and how long should it steep?",
+    ),
     ("zh", "high-mountain-oolong.md", "高山烏龍茶要種在多高的地方？要用幾度的水沖泡？"),
 ]
 
@@ -39,9 +43,18 @@ def sample_passages(path: Path, language: str):
     pieces = [("", intro_body), *(section.partition("\n")[::2] for section in sections)]
     passages = []
     for rank, (heading, body) in enumerate(pieces, start=1):
-        passages.append(Passage(chunk_id=f"{path.name}#{rank}", source=f"tea/{path.name}", title=title,
-                                heading=heading.strip(), text=body.strip(), language=language,
-                                score=1.0 / rank, rank=rank))
+        passages.append(
+            Passage(
+                chunk_id=f"{path.name}#{rank}",
+                source=f"tea/{path.name}",
+                title=title,
+                heading=heading.strip(),
+                text=body.strip(),
+                language=language,
+                score=1.0 / rank,
+                rank=rank,
+            )
+        )
     return passages
 
 
@@ -91,12 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     endpoint = resolve_endpoint(settings)  # assembles the model if needed, starts and warms the server
     cold_start = time.perf_counter() - started
-    print(f"local model {endpoint.model} at {endpoint.base_url}: cold start {cold_start:.1f} s "
-          f"(model check + server start + warm-up), {os.cpu_count()} CPUs, runs={args.runs}, "
-          f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)")
+    print(
+        f"local model {endpoint.model} at {endpoint.base_url}: cold start {cold_start:.1f} s "
+        f"(model check + server start + warm-up), {os.cpu_count()} CPUs, runs={args.runs}, "
+        f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)"
+    )
 
-    header = (f"{'lang':4} {'prompt chars':>12} {'TTFT s':>7} {'tokens':>6} {'tok/s':>6} {'stream s':>8} "
-              f"{'answer s':>8} {'ratio':>5} {'spoken s':>8} {'cites':>5}")
+    header = (
+        f"{'lang':4} {'prompt chars':>12} {'TTFT s':>7} {'tokens':>6} {'tok/s':>6} {'stream s':>8} "
+        f"{'answer s':>8} {'ratio':>5} {'spoken s':>8} {'cites':>5}"
+    )
     print(header)
     print("-" * len(header))
     try:
@@ -118,10 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                 return statistics.median(run[key] for run in runs)
 
             answer_s = statistics.median(answers)
-            print(f"{language:4} {sum(len(m['content']) for m in messages):>12} {median('ttft'):>7.2f} "
-                  f"{median('tokens'):>6.0f} {median('tokens_per_s'):>6.1f} {median('total'):>8.2f} "
-                  f"{answer_s:>8.2f} {answer_s / median('total'):>5.2f} "
-                  f"{spoken_seconds(answer.text, language):>8.1f} {len(answer.citations):>5}")
+            print(
+                f"{language:4} {sum(len(m['content']) for m in messages):>12} {median('ttft'):>7.2f} "
+                f"{median('tokens'):>6.0f} {median('tokens_per_s'):>6.1f} {median('total'):>8.2f} "
+                f"{answer_s:>8.2f} {answer_s / median('total'):>5.2f} "
+                f"{spoken_seconds(answer.text, language):>8.1f} {len(answer.citations):>5}"
+            )
             print(f"     {answer.text[:150]}{'…' if len(answer.text) > 150 else ''}")
     finally:
         stop_local_server()

@@ -56,19 +56,26 @@ def evaluate(questions: list[dict], mode: str) -> tuple[dict[str, dict[str, floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.retrieval_eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.retrieval_eval",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--show-misses", action="store_true", help="list questions not answered at rank 1")
     args = parser.parse_args(argv)
-    questions = [json.loads(line) for line in (EVAL_DIR / "questions.jsonl").read_text().splitlines() if line.strip()]
+    questions = [
+        json.loads(line) for line in (EVAL_DIR / "questions.jsonl").read_text().splitlines() if line.strip()
+    ]
     with tempfile.TemporaryDirectory(prefix="ragreel-eval-") as home:
         os.environ["RAGREEL_HOME"] = home
         from flows.ingest import ingest_knowledge_base
 
         report = ingest_knowledge_base([str(EVAL_DIR / "docs")])
-        print(f"\nIngested {report.documents} documents, {report.chunks} chunks: "
-              f"{report.embedded} chunks embedded in {report.embed_seconds:.1f}s "
-              f"({report.chunks_per_second:.1f} chunks/s), whole ingest {report.seconds:.1f}s")
+        print(
+            f"\nIngested {report.documents} documents, {report.chunks} chunks: "
+            f"{report.embedded} chunks embedded in {report.embed_seconds:.1f}s "
+            f"({report.chunks_per_second:.1f} chunks/s), whole ingest {report.seconds:.1f}s"
+        )
         results = {}
         for mode in MODES:
             started = time.perf_counter()
@@ -80,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         for language, m in metrics.items():
             if language.startswith("_"):
                 continue
-            print(f"{mode:<8} {language:<5} {m['n']:>3} {m['hit@1']:>7.3f} {m['hit@3']:>7.3f} {m['mrr']:>7.3f}")
+            print(
+                f"{mode:<8} {language:<5} {m['n']:>3} {m['hit@1']:>7.3f} {m['hit@3']:>7.3f} {m['mrr']:>7.3f}"
+            )
     hybrid, vector = results["hybrid"][0], results["vector"][0]
     for language in (k for k in hybrid if not k.startswith("_")):
         ratio = hybrid[language]["mrr"] / vector[language]["mrr"] if vector[language]["mrr"] else float("inf")
@@ -88,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.show_misses:
         print("\nNot at rank 1 (hybrid):")
         for miss in results["hybrid"][1]:
-            print(f"  [{miss['language']}] rank {miss['rank']}: {miss['question']} -> wanted {miss['answer_source']},"
-                  f" got {miss['top']}")
+            print(
+                f"  [{miss['language']}] rank {miss['rank']}: {miss['question']} -> wanted {miss['answer_source']},"
+                f" got {miss['top']}"
+            )
     return 0
 
 

@@ -35,7 +35,9 @@ PAIRS = {"espeak": ("en", "zh"), "piper": ("en",), "kokoro": ("en", "zh"), "bark
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voices", default="espeak,piper,kokoro,bark")
-    parser.add_argument("--repeat", type=int, default=2, help="timed narrations per voice and language (median)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="timed narrations per voice and language (median)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
@@ -59,7 +61,9 @@ def main() -> None:
                 timings = []
                 for _ in range(args.repeat):
                     started = time.perf_counter()
-                    narration = narrate(SAMPLE_PARAGRAPHS[language], language, wav, voice=kind, settings=settings)
+                    narration = narrate(
+                        SAMPLE_PARAGRAPHS[language], language, wav, voice=kind, settings=settings
+                    )
                     timings.append(time.perf_counter() - started)
                 compute = statistics.median(timings) / narration.duration
                 if kind == "espeak":
@@ -68,15 +72,32 @@ def main() -> None:
                 score = (word_error_rate if language == "en" else character_error_rate)(
                     SAMPLE_PARAGRAPHS[language], heard
                 )
-                rows.append((voice.name, language, load_s, narration.duration, compute,
-                             compute / baseline[language], "WER" if language == "en" else "CER", score, heard))
+                rows.append(
+                    (
+                        voice.name,
+                        language,
+                        load_s,
+                        narration.duration,
+                        compute,
+                        compute / baseline[language],
+                        "WER" if language == "en" else "CER",
+                        score,
+                        heard,
+                    )
+                )
 
-    print(f"\nsample rate {settings.sample_rate} Hz; compute = narrate() seconds per second of audio "
-          f"(median of {args.repeat}); baseline espeak-ng, same run")
-    print(f"{'voice':<22} {'lang':<4} {'load+1st s':>10} {'audio s':>8} {'compute':>8} {'x espeak':>9} {'error':>11}")
+    print(
+        f"\nsample rate {settings.sample_rate} Hz; compute = narrate() seconds per second of audio "
+        f"(median of {args.repeat}); baseline espeak-ng, same run"
+    )
+    print(
+        f"{'voice':<22} {'lang':<4} {'load+1st s':>10} {'audio s':>8} {'compute':>8} {'x espeak':>9} {'error':>11}"
+    )
     for name, language, load_s, duration, compute, ratio, metric, score, _ in rows:
-        print(f"{name:<22} {language:<4} {load_s:>10.2f} {duration:>8.2f} {compute:>8.3f} {ratio:>9.1f} "
-              f"{metric} {score:>6.3f}")
+        print(
+            f"{name:<22} {language:<4} {load_s:>10.2f} {duration:>8.2f} {compute:>8.3f} {ratio:>9.1f} "
+            f"{metric} {score:>6.3f}"
+        )
     print("\nwhat Whisper heard:")
     for name, language, *_, heard in rows:
         print(f"  {name} [{language}]: {heard}")

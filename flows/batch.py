@@ -67,11 +67,17 @@ class BatchSummary(BaseModel):
 
 # --- one row ------------------------------------------------------------------------------------
 
+
 def _row_parameters(row: BatchRow, output_dir: Path, video: bool) -> dict:
     return {
-        "question": row.question, "language": row.language, "top_k": row.top_k,
-        "voice": row.voice or "auto", "aspect": row.aspect, "title": row.title,
-        "output_dir": str(output_dir), "video": video,
+        "question": row.question,
+        "language": row.language,
+        "top_k": row.top_k,
+        "voice": row.voice or "auto",
+        "aspect": row.aspect,
+        "title": row.title,
+        "output_dir": str(output_dir),
+        "video": video,
     }
 
 
@@ -92,8 +98,13 @@ def run_row_on_worker(row: BatchRow, output_dir: Path, video: bool, deployment: 
     """Run the row as a run of the generate deployment and wait for it: any worker may take it."""
     from prefect.deployments import run_deployment
 
-    flow_run = run_deployment(deployment, parameters=_row_parameters(row, output_dir, video), timeout=None,
-                              poll_interval=2, flow_run_name=f"{one_line(row.id)}: {one_line(row.question, 50)}")
+    flow_run = run_deployment(
+        deployment,
+        parameters=_row_parameters(row, output_dir, video),
+        timeout=None,
+        poll_interval=2,
+        flow_run_name=f"{one_line(row.id)}: {one_line(row.question, 50)}",
+    )
     run_id = str(flow_run.id)
     if flow_run.state is None or not flow_run.state.is_completed():
         error = flow_run.state.result(raise_on_failure=False) if flow_run.state else None
@@ -110,44 +121,65 @@ def run_row_on_worker(row: BatchRow, output_dir: Path, video: bool, deployment: 
 
 # --- manifest ----------------------------------------------------------------------------------
 
+
 def manifest_entry(outcome: RowOutcome) -> dict:
     row, result = outcome.row, outcome.result
     entry = {
-        "row": row.row, "id": row.id, "question": row.question, "status": outcome.status,
+        "row": row.row,
+        "id": row.id,
+        "question": row.question,
+        "status": outcome.status,
         "language": result.language if result else row.language,
         "answer": result.answer if result else "",
-        "sources": "; ".join(f"[{c.number}] {c.title} ({c.source})" for c in result.sources) if result else "",
+        "sources": "; ".join(f"[{c.number}] {c.title} ({c.source})" for c in result.sources)
+        if result
+        else "",
         "video": result.mp4_path or "" if result else "",
         "subtitles": result.srt_path or "" if result else "",
         "thumbnail": result.thumbnail_path or "" if result else "",
         "narration_seconds": result.narration_seconds if result else None,
         "video_seconds": result.video_seconds if result else None,
-        "llm": result.llm if result else "", "voice": (result.voice or "") if result else "",
+        "llm": result.llm if result else "",
+        "voice": (result.voice or "") if result else "",
         "from_cache": ", ".join(result.cached_stages) if result else "",
-        "failed_stage": outcome.failed_stage or "", "error": outcome.error or "",
+        "failed_stage": outcome.failed_stage or "",
+        "error": outcome.error or "",
     }
     return {**entry, **row.extra}
 
 
 def _skipped_entry(problem_rows: dict[int, list[RowProblem]], number: int) -> dict:
     problems = problem_rows[number]
-    return {"row": number, "id": "", "question": "", "status": "skipped",
-            "error": "; ".join(f"{p.column}: {p.message}" for p in problems)}
+    return {
+        "row": number,
+        "id": "",
+        "question": "",
+        "status": "skipped",
+        "error": "; ".join(f"{p.column}: {p.message}" for p in problems),
+    }
 
 
 def _summary_markdown(summary: BatchSummary, entries: list[dict]) -> str:
-    lines = [f"# Batch {Path(summary.spreadsheet).name}", "", f"**{summary.line()}** in {summary.seconds:.0f}s",
-             "", f"Manifest: `{summary.manifest_csv}`", ""]
+    lines = [
+        f"# Batch {Path(summary.spreadsheet).name}",
+        "",
+        f"**{summary.line()}** in {summary.seconds:.0f}s",
+        "",
+        f"Manifest: `{summary.manifest_csv}`",
+        "",
+    ]
     if summary.problems:
         lines += ["## Rows skipped", ""] + [f"- {p}" for p in summary.problems] + [""]
     failed = [e for e in entries if e["status"] == "failed"]
     if failed:
-        lines += ["## Rows failed", ""] + [f"- {e['id']} (row {e['row']}): [{e['failed_stage']}] {e['error']}"
-                                           for e in failed]
+        lines += ["## Rows failed", ""] + [
+            f"- {e['id']} (row {e['row']}): [{e['failed_stage']}] {e['error']}" for e in failed
+        ]
     return "\n".join(lines)
 
 
 # --- the flow ------------------------------------------------------------------------------------
+
 
 def _batch_run_name() -> str:
     from prefect.runtime import flow_run
@@ -176,8 +208,12 @@ def batch_videos(
     names = safe_names(sheet.rows)
     for problem in sheet.problems:
         logger.warning("Skipping %s", problem)
-    logger.info("%d rows to run, %d skipped; outputs in %s", len(sheet.rows),
-                len({p.row for p in sheet.problems}), folder)
+    logger.info(
+        "%d rows to run, %d skipped; outputs in %s",
+        len(sheet.rows),
+        len({p.row for p in sheet.problems}),
+        folder,
+    )
 
     progress = create_progress_artifact(0.0, description=f"Rows done of {len(sheet.rows)}")
     outcomes: list[RowOutcome] = []
@@ -201,30 +237,48 @@ def batch_videos(
             outcomes.append(outcome)
             update_progress_artifact(progress, 100.0 * len(outcomes) / max(len(sheet.rows), 1))
             if outcome.status == "succeeded":
-                logger.info("[%d/%d] %s done: %s", len(outcomes), len(sheet.rows), row.id,
-                            outcome.result.mp4_path or "answer only")
+                logger.info(
+                    "[%d/%d] %s done: %s",
+                    len(outcomes),
+                    len(sheet.rows),
+                    row.id,
+                    outcome.result.mp4_path or "answer only",
+                )
             else:
-                logger.error("[%d/%d] %s failed in %s: %s", len(outcomes), len(sheet.rows), row.id,
-                             outcome.failed_stage, outcome.error)
+                logger.error(
+                    "[%d/%d] %s failed in %s: %s",
+                    len(outcomes),
+                    len(sheet.rows),
+                    row.id,
+                    outcome.failed_stage,
+                    outcome.error,
+                )
 
     outcomes.sort(key=lambda o: o.row.row)
     problem_rows: dict[int, list[RowProblem]] = {}
     for problem in sheet.problems:
         problem_rows.setdefault(problem.row, []).append(problem)
-    entries = sorted([manifest_entry(o) for o in outcomes] + [_skipped_entry(problem_rows, n) for n in problem_rows],
-                     key=lambda e: e["row"])
+    entries = sorted(
+        [manifest_entry(o) for o in outcomes] + [_skipped_entry(problem_rows, n) for n in problem_rows],
+        key=lambda e: e["row"],
+    )
     manifest_csv, manifest_json = write_manifest(entries, folder)
     summary = BatchSummary(
-        spreadsheet=str(spreadsheet), folder=str(folder), manifest_csv=str(manifest_csv),
+        spreadsheet=str(spreadsheet),
+        folder=str(folder),
+        manifest_csv=str(manifest_csv),
         manifest_json=str(manifest_json),
-        succeeded=sum(o.status == "succeeded" for o in outcomes), failed=sum(o.status == "failed" for o in outcomes),
-        skipped=len(problem_rows), problems=[str(p) for p in sheet.problems],
+        succeeded=sum(o.status == "succeeded" for o in outcomes),
+        failed=sum(o.status == "failed" for o in outcomes),
+        skipped=len(problem_rows),
+        problems=[str(p) for p in sheet.problems],
         seconds=round(time.perf_counter() - started, 2),
     )
     update_progress_artifact(progress, 100.0)
     create_table_artifact(entries, key="batch-manifest", description=f"Manifest of {Path(spreadsheet).name}")
-    create_markdown_artifact(_summary_markdown(summary, entries), key="batch-summary",
-                             description=summary.line())
+    create_markdown_artifact(
+        _summary_markdown(summary, entries), key="batch-summary", description=summary.line()
+    )
     logger.info("Batch done in %.0fs: %s. Manifest: %s", summary.seconds, summary.line(), manifest_csv)
     if summary.failed:
         return Failed(message=f"{summary.line()}; see {manifest_csv}", data=summary)
@@ -233,20 +287,35 @@ def batch_videos(
 
 # --- command line -------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.batch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("spreadsheet", help="CSV (comma, semicolon or tab; any common encoding) or .xlsx, "
-                                            "with a 'question' column; optional id, language, voice, title, "
-                                            "top_k, aspect")
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.batch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "spreadsheet",
+        help="CSV (comma, semicolon or tab; any common encoding) or .xlsx, "
+        "with a 'question' column; optional id, language, voice, title, "
+        "top_k, aspect",
+    )
     parser.add_argument("--no-video", action="store_true", help="answers and sources only: a review manifest")
-    parser.add_argument("--fan-out", action="store_true",
-                        help=f"run rows as runs of the {GENERATE_DEPLOYMENT} deployment (needs workers)")
+    parser.add_argument(
+        "--fan-out",
+        action="store_true",
+        help=f"run rows as runs of the {GENERATE_DEPLOYMENT} deployment (needs workers)",
+    )
     parser.add_argument("--concurrency", type=int, help="rows at once (default RAGREEL_BATCH_CONCURRENCY)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON, nothing else")
     args = parser.parse_args(argv)
-    state = batch_videos(args.spreadsheet, video=not args.no_video, fan_out=args.fan_out,
-                         concurrency=args.concurrency, return_state=True)
+    state = batch_videos(
+        args.spreadsheet,
+        video=not args.no_video,
+        fan_out=args.fan_out,
+        concurrency=args.concurrency,
+        return_state=True,
+    )
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, BatchSummary):
         reason = summary if isinstance(summary, BaseException) else state.message

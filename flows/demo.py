@@ -24,8 +24,10 @@ def main() -> int:
     results = [generate_video(question) for question in QUESTIONS]
     print("\nDone. Your videos:")
     for result in results:
-        print(f"\n  {result.question}\n  {result.answer}\n  -> {result.mp4_path} ({result.video_seconds:.0f}s, "
-              f"{result.llm}, voice {result.voice})")
+        print(
+            f"\n  {result.question}\n  {result.answer}\n  -> {result.mp4_path} ({result.video_seconds:.0f}s, "
+            f"{result.llm}, voice {result.voice})"
+        )
     return 0
 
 

@@ -77,8 +77,15 @@ def generate_video(
     """
     started = time.perf_counter()
     settings = get_settings()
-    request = VideoRequest.checked(settings.max_question_chars, question=question, language=language,
-                                   top_k=top_k, voice=voice, aspect=aspect, title=title)
+    request = VideoRequest.checked(
+        settings.max_question_chars,
+        question=question,
+        language=language,
+        top_k=top_k,
+        voice=voice,
+        aspect=aspect,
+        title=title,
+    )
     question = request.question
     language = request.language or detect_language(question)
     aspect = request.aspect or settings.aspect
@@ -90,25 +97,45 @@ def generate_video(
         _passages_artifact(question, passages)
 
         answer = generate_stage(question, passages, language)
-        create_markdown_artifact(_answer_markdown(answer, passages), key="answer",
-                                 description=f"Answer and sources for: {question[:100]}")
+        create_markdown_artifact(
+            _answer_markdown(answer, passages),
+            key="answer",
+            description=f"Answer and sources for: {question[:100]}",
+        )
         result = VideoResult(
-            question=question, language=language, answer=answer.text, covered=answer.covered,
-            sources=answer.citations, passages=passages, llm=f"{answer.backend}:{answer.model}",
+            question=question,
+            language=language,
+            answer=answer.text,
+            covered=answer.covered,
+            sources=answer.citations,
+            passages=passages,
+            llm=f"{answer.backend}:{answer.model}",
             output_dir=str(folder),
         )
         if video:
             narration = speak_stage(answer.text, language, request.voice, str(folder))
-            rendered = render_stage(narration, request.title or question, _sources_card(answer), str(folder),
-                                    language, aspect)
+            rendered = render_stage(
+                narration, request.title or question, _sources_card(answer), str(folder), language, aspect
+            )
             _video_artifact(rendered.mp4_path, question, settings)
-            result = result.model_copy(update=dict(
-                voice=narration.voice, mp4_path=rendered.mp4_path, wav_path=rendered.wav_path,
-                srt_path=rendered.srt_path, thumbnail_path=rendered.thumbnail_path,
-                narration_seconds=round(narration.duration, 2), video_seconds=round(rendered.duration, 2),
-            ))
-            get_run_logger().info("Video ready: %s (%.1fs, voice %s, %s)", rendered.mp4_path,
-                                  rendered.duration, narration.voice, result.llm)
+            result = result.model_copy(
+                update=dict(
+                    voice=narration.voice,
+                    mp4_path=rendered.mp4_path,
+                    wav_path=rendered.wav_path,
+                    srt_path=rendered.srt_path,
+                    thumbnail_path=rendered.thumbnail_path,
+                    narration_seconds=round(narration.duration, 2),
+                    video_seconds=round(rendered.duration, 2),
+                )
+            )
+            get_run_logger().info(
+                "Video ready: %s (%.1fs, voice %s, %s)",
+                rendered.mp4_path,
+                rendered.duration,
+                narration.voice,
+                result.llm,
+            )
 
     result.cached_stages = list(run.cached)
     result.seconds = round(time.perf_counter() - started, 2)
@@ -133,17 +160,31 @@ def _sources_card(answer: Answer) -> list[Source]:
 
 def _passages_artifact(question: str, passages: list[Passage]) -> None:
     create_table_artifact(
-        [{"rank": p.rank, "score": p.score, "source": p.source, "title": p.title, "heading": p.heading,
-          "text": p.text[:300]} for p in passages],
-        key="retrieved-passages", description=f"Passages retrieved for: {question[:100]}",
+        [
+            {
+                "rank": p.rank,
+                "score": p.score,
+                "source": p.source,
+                "title": p.title,
+                "heading": p.heading,
+                "text": p.text[:300],
+            }
+            for p in passages
+        ],
+        key="retrieved-passages",
+        description=f"Passages retrieved for: {question[:100]}",
     )
 
 
 def _video_artifact(mp4_path: str, question: str, settings: Settings) -> None:
     link = public_link(mp4_path, settings)
-    create_link_artifact(link, link_text=Path(mp4_path).name, key="video",
-                         description=f"Video for: {question[:100]}"
-                         + ("" if settings.public_url else " (set RAGREEL_PUBLIC_URL for an http link)"))
+    create_link_artifact(
+        link,
+        link_text=Path(mp4_path).name,
+        key="video",
+        description=f"Video for: {question[:100]}"
+        + ("" if settings.public_url else " (set RAGREEL_PUBLIC_URL for an http link)"),
+    )
 
 
 def public_link(path: str, settings: Settings) -> str:
@@ -159,8 +200,14 @@ def public_link(path: str, settings: Settings) -> str:
 
 
 def _answer_markdown(answer: Answer, passages: list[Passage]) -> str:
-    lines = [f"# {answer.question}", "", answer.text, "",
-             f"*Answered by {answer.backend}:{answer.model}*", ""]
+    lines = [
+        f"# {answer.question}",
+        "",
+        answer.text,
+        "",
+        f"*Answered by {answer.backend}:{answer.model}*",
+        "",
+    ]
     if answer.citations:
         lines += ["## Sources", ""]
         for c in answer.citations:
@@ -179,6 +226,7 @@ def _write_result(result: VideoResult, folder: Path) -> None:
 
 # --- command line -------------------------------------------------------------------------------
 
+
 def _print_result(result: VideoResult) -> None:
     print(f"\n{result.question}\n\n{result.answer}\n")
     if result.sources:
@@ -194,26 +242,47 @@ def _print_result(result: VideoResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.generate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.generate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("question", help="the question to answer (English or Chinese)")
     parser.add_argument("--language", choices=LANGUAGES, help="answer language (default: the question's)")
     parser.add_argument("--top-k", type=int, help="passages to retrieve (default RAGREEL_TOP_K)")
-    parser.add_argument("--voice", default="auto", choices=VOICE_KINDS,
-                        help="narration voice (default: RAGREEL_VOICE_EN / RAGREEL_VOICE_ZH)")
-    parser.add_argument("--aspect", choices=ASPECTS,
-                        help="video shape (default RAGREEL_ASPECT, landscape 1280x720)")
+    parser.add_argument(
+        "--voice",
+        default="auto",
+        choices=VOICE_KINDS,
+        help="narration voice (default: RAGREEL_VOICE_EN / RAGREEL_VOICE_ZH)",
+    )
+    parser.add_argument(
+        "--aspect", choices=ASPECTS, help="video shape (default RAGREEL_ASPECT, landscape 1280x720)"
+    )
     parser.add_argument("--output-dir", help="where to write the files (default RAGREEL_HOME/videos/...)")
-    parser.add_argument("--no-video", action="store_true", help="stop after the answer: print answer and sources")
+    parser.add_argument(
+        "--no-video", action="store_true", help="stop after the answer: print answer and sources"
+    )
     parser.add_argument("--json", action="store_true", help="print the result object as JSON, nothing else")
     args = parser.parse_args(argv)
     try:
         # Input that can be checked is refused before a flow (and a temporary Prefect server) starts.
-        VideoRequest.checked(get_settings().max_question_chars, question=args.question, language=args.language,
-                             top_k=args.top_k, voice=args.voice, aspect=args.aspect)
+        VideoRequest.checked(
+            get_settings().max_question_chars,
+            question=args.question,
+            language=args.language,
+            top_k=args.top_k,
+            voice=args.voice,
+            aspect=args.aspect,
+        )
         result = generate_video(
-            args.question, language=args.language, top_k=args.top_k, voice=args.voice, aspect=args.aspect,
-            output_dir=args.output_dir, video=not args.no_video,
+            args.question,
+            language=args.language,
+            top_k=args.top_k,
+            voice=args.voice,
+            aspect=args.aspect,
+            output_dir=args.output_dir,
+            video=not args.no_video,
         )
     except RagreelError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Ingest folders of Markdown, text, HTML and PDF into the knowledge base.
 
-    python -m flows.ingest data/kb            # add, update, remove what changed
-    python -m flows.ingest data/kb --rebuild  # start over
-    python -m flows.ingest --status           # documents, chunks, version
+python -m flows.ingest data/kb            # add, update, remove what changed
+python -m flows.ingest data/kb --rebuild  # start over
+python -m flows.ingest --status           # documents, chunks, version
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
     stored_meta = kb.stored_meta() or {}
     changed_settings = {k: v for k, v in kb.pipeline_meta().items() if stored_meta.get(k) != v}
     if rebuild or not kb.exists() or changed_settings:
-        why = "asked to" if rebuild else ("new" if not kb.exists() else f"settings changed: {changed_settings}")
+        why = (
+            "asked to" if rebuild else ("new" if not kb.exists() else f"settings changed: {changed_settings}")
+        )
         logger.info("Creating the knowledge base at %s (%s)", kb.path, why)
         kb.create(dimension(settings.embedding_model))
         report.rebuilt = True
@@ -90,8 +92,12 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
     plans: list[IngestPlan] = [plan_ingest(root, stored) for root in roots]
     todo = sum(len(p.new) + len(p.changed) for p in plans)
     total = todo + sum(len(p.unchanged) + len(p.removed) for p in plans)
-    logger.info("%d files to read, %d unchanged, %d removed",
-                todo, sum(len(p.unchanged) for p in plans), sum(len(p.removed) for p in plans))
+    logger.info(
+        "%d files to read, %d unchanged, %d removed",
+        todo,
+        sum(len(p.unchanged) for p in plans),
+        sum(len(p.removed) for p in plans),
+    )
     progress = create_progress_artifact(0.0, key="ingest-progress", description="Files ingested")
     done = 0
 
@@ -113,8 +119,9 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
             if file_report.status == "skipped":
                 logger.warning("[%d/%d] %s skipped: %s", done, total, source, file_report.reason)
             else:
-                logger.info("[%d/%d] %s %s: %d chunks", done, total, source, file_report.status,
-                            file_report.chunks)
+                logger.info(
+                    "[%d/%d] %s %s: %d chunks", done, total, source, file_report.status, file_report.chunks
+                )
             update_progress_artifact(progress, 100.0 * done / max(total, 1))
 
     if todo or any(p.removed for p in plans):
@@ -138,8 +145,11 @@ def print_status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.ingest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.ingest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("paths", nargs="*", help="folders or files to ingest (Markdown, text, HTML, PDF)")
     parser.add_argument("--rebuild", action="store_true", help="drop the knowledge base and ingest anew")
     parser.add_argument("--status", action="store_true", help="show documents, chunks and version, then exit")

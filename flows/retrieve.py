@@ -35,12 +35,21 @@ def _print_passages(question: str, passages: list[Passage]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.retrieve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.retrieve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("questions", nargs="+", help="one or more questions")
-    parser.add_argument("--top-k", type=int, default=None, help="passages per question (default RAGREEL_TOP_K)")
-    parser.add_argument("--mode", choices=["hybrid", "vector", "fts"], default="hybrid",
-                        help="hybrid (default), or one side alone to see what each contributes")
+    parser.add_argument(
+        "--top-k", type=int, default=None, help="passages per question (default RAGREEL_TOP_K)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["hybrid", "vector", "fts"],
+        default="hybrid",
+        help="hybrid (default), or one side alone to see what each contributes",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON list for all questions")
     args = parser.parse_args(argv)
     try:
@@ -49,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps([{"question": q, "passages": [p.model_dump() for p in ps]} for q, ps in results],
-                         ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                [{"question": q, "passages": [p.model_dump() for p in ps]} for q, ps in results],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     else:
         for question, passages in results:
             _print_passages(question, passages)

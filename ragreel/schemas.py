@@ -34,7 +34,8 @@ def parse_language(tag: str, stage: str = "ragreel") -> Language:
         return primary
     raise InputError(
         f"language {tag!r} is not supported: ragreel speaks English (en) and Chinese (zh)",
-        stage=stage, hint="pass 'en' or 'zh', or leave it out to follow the question",
+        stage=stage,
+        hint="pass 'en' or 'zh', or leave it out to follow the question",
     )
 
 
@@ -44,7 +45,8 @@ def parse_voice(text: str) -> tuple[VoiceKind, str | None]:
     kind = kind.strip().lower()
     if kind not in VOICE_KINDS:
         raise InputError(
-            f"unknown voice {text!r}", stage="speak",
+            f"unknown voice {text!r}",
+            stage="speak",
             hint=f"use one of {', '.join(VOICE_KINDS)}, optionally with a variant, e.g. kokoro:jf_alpha",
         )
     return kind, variant.strip() or None
@@ -61,7 +63,9 @@ def _checked_voice(text: str) -> str:
 VoiceSpec = Annotated[str, AfterValidator(_checked_voice)]
 
 
-def check_question(question: Any, max_chars: int = DEFAULT_MAX_QUESTION_CHARS, stage: str = "retrieve") -> str:
+def check_question(
+    question: Any, max_chars: int = DEFAULT_MAX_QUESTION_CHARS, stage: str = "retrieve"
+) -> str:
     """The question stripped, or an InputError that says what is wrong with it."""
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty", stage=stage, hint="ask a question in words")
@@ -69,7 +73,8 @@ def check_question(question: Any, max_chars: int = DEFAULT_MAX_QUESTION_CHARS, s
     if len(question) > max_chars:
         raise InputError(
             f"the question is {len(question):,} characters long; the limit is {max_chars:,}",
-            stage=stage, hint="shorten it, or raise RAGREEL_MAX_QUESTION_CHARS",
+            stage=stage,
+            hint="shorten it, or raise RAGREEL_MAX_QUESTION_CHARS",
         )
     return question
 
@@ -77,8 +82,14 @@ def check_question(question: Any, max_chars: int = DEFAULT_MAX_QUESTION_CHARS, s
 # --- what the generate flow is asked ------------------------------------------------------------
 
 # The stage that an invalid parameter belongs to, for the error that names it.
-_PARAMETER_STAGE = {"question": "retrieve", "top_k": "retrieve", "language": "generate", "voice": "speak",
-                    "aspect": "render", "title": "render"}
+_PARAMETER_STAGE = {
+    "question": "retrieve",
+    "top_k": "retrieve",
+    "language": "generate",
+    "voice": "speak",
+    "aspect": "render",
+    "title": "render",
+}
 
 
 class VideoRequest(BaseModel):
@@ -121,7 +132,9 @@ class VideoRequest(BaseModel):
     @classmethod
     def checked(cls, max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS, **parameters: Any) -> VideoRequest:
         """Validated parameters, or an InputError naming the parameter, its stage and the problem."""
-        parameters["question"] = check_question(parameters.get("question"), max_question_chars)  # with its hint
+        parameters["question"] = check_question(
+            parameters.get("question"), max_question_chars
+        )  # with its hint
         try:
             return cls.model_validate(parameters, context={"max_question_chars": max_question_chars})
         except ValidationError as exc:

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
 
     # --- retrieval -----------------------------------------------------------------------------
     top_k: TopK = Field(5, description="Passages retrieved per question.")
-    max_question_chars: int = Field(DEFAULT_MAX_QUESTION_CHARS, ge=1, description="Longest question accepted, in characters.")
+    max_question_chars: int = Field(
+        DEFAULT_MAX_QUESTION_CHARS, ge=1, description="Longest question accepted, in characters."
+    )
 
     # --- answers (LLM) ---------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
@@ -67,7 +69,9 @@ class Settings(BaseSettings):
         0.0, description="Passages scoring below this are dropped; none left means 'not covered'."
     )
     answer_min_seconds: float = Field(30.0, description="Shortest narration the answer aims for.")
-    answer_max_seconds: float = Field(90.0, description="Longest narration; longer answers are cut at a sentence end.")
+    answer_max_seconds: float = Field(
+        90.0, description="Longest narration; longer answers are cut at a sentence end."
+    )
 
     # --- speech --------------------------------------------------------------------------------
     voice_en: VoiceSpec = Field("auto", description="English voice: auto, bark, piper, kokoro or espeak.")
@@ -80,10 +84,14 @@ class Settings(BaseSettings):
     sentence_pause_s: float = Field(0.35, description="Silence between narrated sentences.")
 
     # --- video -------------------------------------------------------------------------------
-    aspect: Aspect = Field("landscape", description="landscape 1280x720, portrait 1080x1920, square 1080x1080.")
+    aspect: Aspect = Field(
+        "landscape", description="landscape 1280x720, portrait 1080x1920, square 1080x1080."
+    )
     fps: int = Field(30, ge=1, le=60)
     background_image: Path | None = Field(None, description="Optional image behind the title card.")
-    font_path: Path | None = Field(None, description="Font covering Latin and CJK (default: the packaged Noto Sans CJK TC).")
+    font_path: Path | None = Field(
+        None, description="Font covering Latin and CJK (default: the packaged Noto Sans CJK TC)."
+    )
     title_seconds: float = Field(3.0, description="Length of the title card.")
     sources_seconds: float = Field(4.0, description="Length of the closing card that lists sources.")
 
@@ -93,7 +101,8 @@ class Settings(BaseSettings):
     )
     batch_concurrency: int = Field(2, ge=1, description="Rows of a batch that run at once.")
     results_storage: str | None = Field(
-        None, description="Where Prefect keeps cached stage results: a folder (default RAGREEL_HOME/results), "
+        None,
+        description="Where Prefect keeps cached stage results: a folder (default RAGREEL_HOME/results), "
         "an fsspec URL such as s3://bucket/ragreel, or a Prefect storage block slug such as s3-bucket/results.",
     )
 

@@ -19,8 +19,29 @@ _HAN = re.compile(f"[{HAN_CLASS}]")
 _CJK_END = "。！？；!?"
 _CLOSERS = "」』）》〉】”’\"')]"
 _ABBREVIATIONS = {
-    "e.g.", "i.e.", "etc.", "mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "no.", "fig.",
-    "approx.", "inc.", "ltd.", "jr.", "sr.", "u.s.", "u.k.", "a.m.", "p.m.", "cf.", "al.",
+    "e.g.",
+    "i.e.",
+    "etc.",
+    "mr.",
+    "mrs.",
+    "ms.",
+    "dr.",
+    "prof.",
+    "st.",
+    "vs.",
+    "no.",
+    "fig.",
+    "approx.",
+    "inc.",
+    "ltd.",
+    "jr.",
+    "sr.",
+    "u.s.",
+    "u.k.",
+    "a.m.",
+    "p.m.",
+    "cf.",
+    "al.",
 }
 _SENTENCE_END = re.compile(rf"[{re.escape(_CJK_END)}.…]+[{re.escape(_CLOSERS)}]*")
 
@@ -73,11 +94,11 @@ def split_sentences(text: str) -> list[str]:
         for match in _SENTENCE_END.finditer(line):
             end = match.end()
             mark = line[match.start()]
-            if mark in ".…!?" and not has_han(line[max(0, match.start() - 1):match.start()]):
+            if mark in ".…!?" and not has_han(line[max(0, match.start() - 1) : match.start()]):
                 # Latin end: needs whitespace (or end of line) after, and no abbreviation before.
                 if end < len(line) and not line[end].isspace():
                     continue
-                word = line[start:match.start() + 1].split()[-1].lower() if line[start:end].split() else ""
+                word = line[start : match.start() + 1].split()[-1].lower() if line[start:end].split() else ""
                 if mark == "." and (word in _ABBREVIATIONS or re.fullmatch(r"[a-z]\.", word)):
                     continue
             piece = line[start:end].strip()

@@ -32,7 +32,9 @@ class BatchRow(VideoRequest):
 
     row: int = Field(description="Row number as the spreadsheet shows it (the header is row 1).")
     id: str
-    extra: dict[str, str] = Field(default_factory=dict, description="Other columns, carried into the manifest.")
+    extra: dict[str, str] = Field(
+        default_factory=dict, description="Other columns, carried into the manifest."
+    )
 
 
 # Columns that are the flow's parameters; any other column is carried into the manifest.
@@ -57,12 +59,16 @@ class Spreadsheet(BaseModel):
 
 # --- reading ------------------------------------------------------------------------------------
 
+
 def _decode(data: bytes, path: Path) -> str:
     try:
         return decode_bytes(data)
     except UndecodableText as exc:
-        raise InputError(f"cannot read {path.name}: {exc}", stage=STAGE,
-                         hint="save the spreadsheet as UTF-8 CSV or as .xlsx") from exc
+        raise InputError(
+            f"cannot read {path.name}: {exc}",
+            stage=STAGE,
+            hint="save the spreadsheet as UTF-8 CSV or as .xlsx",
+        ) from exc
 
 
 def _read_frame(path: Path):
@@ -73,24 +79,31 @@ def _read_frame(path: Path):
         if suffix in (".xlsx", ".xlsm"):
             return pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
         if suffix not in (".csv", ".tsv", ".txt"):
-            raise InputError(f"{path.name}: unsupported spreadsheet type {suffix!r}", stage=STAGE,
-                             hint="use .csv (comma, semicolon or tab) or .xlsx")
+            raise InputError(
+                f"{path.name}: unsupported spreadsheet type {suffix!r}",
+                stage=STAGE,
+                hint="use .csv (comma, semicolon or tab) or .xlsx",
+            )
         text = _decode(path.read_bytes(), path)
         if not text.strip():
-            raise InputError(f"{path.name} is empty", stage=STAGE, hint="add a header row with a 'question' column")
+            raise InputError(
+                f"{path.name} is empty", stage=STAGE, hint="add a header row with a 'question' column"
+            )
         try:
             delimiter = csv.Sniffer().sniff(text[:4096].split("\n", 1)[0], delimiters=",;\t").delimiter
         except csv.Error:
             delimiter = ","
-        return pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
-                           skip_blank_lines=True)
+        return pd.read_csv(
+            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, skip_blank_lines=True
+        )
     except InputError:
         raise
     except FileNotFoundError as exc:
         raise InputError(f"spreadsheet not found: {path}", stage=STAGE) from exc
     except Exception as exc:  # noqa: BLE001 - pandas/openpyxl raise many kinds for a bad file
-        raise InputError(f"cannot read {path.name}: {exc}", stage=STAGE,
-                         hint="check that it is a valid CSV or .xlsx file") from exc
+        raise InputError(
+            f"cannot read {path.name}: {exc}", stage=STAGE, hint="check that it is a valid CSV or .xlsx file"
+        ) from exc
 
 
 def read_spreadsheet(path: str | Path, settings: Settings | None = None) -> Spreadsheet:
@@ -101,13 +114,22 @@ def read_spreadsheet(path: str | Path, settings: Settings | None = None) -> Spre
     frame.columns = [str(c).strip().lower().lstrip("\ufeff") for c in frame.columns]
     if "question" not in frame.columns:
         found = ", ".join(repr(c) for c in frame.columns) or "none"
-        raise InputError(f"{path.name} has no 'question' column (columns found: {found})", stage=STAGE,
-                         hint="name the column of questions 'question' in the header row")
+        raise InputError(
+            f"{path.name} has no 'question' column (columns found: {found})",
+            stage=STAGE,
+            hint="name the column of questions 'question' in the header row",
+        )
     if frame.empty:
-        raise InputError(f"{path.name} has a header but no rows", stage=STAGE, hint="add one question per row")
+        raise InputError(
+            f"{path.name} has a header but no rows", stage=STAGE, hint="add one question per row"
+        )
     rows, problems = _validate(frame, settings)
-    return Spreadsheet(path=str(path), content_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:12],
-                       rows=rows, problems=problems)
+    return Spreadsheet(
+        path=str(path),
+        content_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:12],
+        rows=rows,
+        problems=problems,
+    )
 
 
 def _validate(frame, settings: Settings) -> tuple[list[BatchRow], list[RowProblem]]:
@@ -123,8 +145,13 @@ def _validate(frame, settings: Settings) -> tuple[list[BatchRow], list[RowProble
         found: list[RowProblem] = []
         row_id = cell.get("id") or f"row-{number}"
         if row_id in seen_ids:
-            found.append(RowProblem(row=number, column="id",
-                                    message=f"id {row_id!r} is already used on row {seen_ids[row_id]}: ids must be unique"))
+            found.append(
+                RowProblem(
+                    row=number,
+                    column="id",
+                    message=f"id {row_id!r} is already used on row {seen_ids[row_id]}: ids must be unique",
+                )
+            )
         else:
             seen_ids[row_id] = number
         fields = {c: cell[c] for c in VideoRequest.model_fields if cell.get(c)}
@@ -137,8 +164,10 @@ def _validate(frame, settings: Settings) -> tuple[list[BatchRow], list[RowProble
                 context={"max_question_chars": settings.max_question_chars},
             )
         except ValidationError as exc:
-            found += [RowProblem(row=number, column=str(error["loc"][0]), message=_row_message(error, cell))
-                      for error in exc.errors()]
+            found += [
+                RowProblem(row=number, column=str(error["loc"][0]), message=_row_message(error, cell))
+                for error in exc.errors()
+            ]
         if found:
             problems.extend(found)
             continue
@@ -160,6 +189,7 @@ def _row_message(error: dict, cell: dict[str, str]) -> str:
 
 # --- file names -------------------------------------------------------------------------------
 
+
 def safe_names(rows: list[BatchRow]) -> dict[str, str]:
     """Row id -> a file name that stays inside the batch folder, unique within the batch."""
     from pathvalidate import sanitize_filename
@@ -177,6 +207,7 @@ def safe_names(rows: list[BatchRow]) -> dict[str, str]:
 
 
 # --- manifest -----------------------------------------------------------------------------------
+
 
 def spreadsheet_safe(value: object) -> object:
     """A cell value that a spreadsheet shows as text, never runs as a formula."""

@@ -56,8 +56,10 @@ def scan_folder(root: Path) -> list[Path]:
     if root.is_file():
         return [root] if is_supported(root) else []
     return sorted(
-        path for path in root.rglob("*")
-        if path.is_file() and is_supported(path)
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and is_supported(path)
         and not any(part.startswith(".") for part in path.relative_to(root).parts)
     )
 
@@ -92,8 +94,9 @@ def plan_ingest(path: Path, stored: dict[tuple[str, str], str]) -> IngestPlan:
     return plan
 
 
-def ingest_file(root: str, source: str, status: Literal["added", "updated"],
-                settings: Settings | None = None) -> FileReport:
+def ingest_file(
+    root: str, source: str, status: Literal["added", "updated"], settings: Settings | None = None
+) -> FileReport:
     """Read, chunk, embed and store one file; unreadable files come back as ``skipped``."""
     settings = settings or get_settings()
     path = Path(root) / source
@@ -109,26 +112,40 @@ def ingest_file(root: str, source: str, status: Literal["added", "updated"],
     get_model(settings.embedding_model)  # loading once per process is not embedding work
     started = time.perf_counter()
     vectors = embed(
-        [f"{document.title}. {c.heading}. {c.text}" if c.heading else f"{document.title}. {c.text}"
-         for c in chunks],
-        settings.embedding_model, settings.embed_batch_size,
+        [
+            f"{document.title}. {c.heading}. {c.text}" if c.heading else f"{document.title}. {c.text}"
+            for c in chunks
+        ],
+        settings.embedding_model,
+        settings.embed_batch_size,
     )
     doc_id = hashlib.sha1(f"{root}\0{source}".encode()).hexdigest()[:12]
     rows = [
         {
             "chunk_id": f"{doc_id}-{digest[:8]}-{chunk.position:04d}",
-            "root": root, "source": source, "title": document.title, "heading": chunk.heading,
+            "root": root,
+            "source": source,
+            "title": document.title,
+            "heading": chunk.heading,
             "text": chunk.text,
             "search_text": search_form(f"{document.title}\n{chunk.heading}\n{chunk.text}"),
-            "language": chunk.language, "content_hash": digest, "position": chunk.position,
+            "language": chunk.language,
+            "content_hash": digest,
+            "position": chunk.position,
             "vector": vector,
         }
         for chunk, vector in zip(chunks, vectors, strict=True)
     ]
     embed_seconds = time.perf_counter() - started
     KnowledgeBase(settings).replace_document(root, source, rows)
-    return FileReport(root=root, source=source, status=status, chunks=len(rows), embedded=len(rows),
-                      embed_seconds=round(embed_seconds, 3))
+    return FileReport(
+        root=root,
+        source=source,
+        status=status,
+        chunks=len(rows),
+        embedded=len(rows),
+        embed_seconds=round(embed_seconds, 3),
+    )
 
 
 def _ingest_run_name() -> str:

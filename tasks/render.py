@@ -171,10 +171,16 @@ def _same_file(first: Path, second: Path) -> bool:
 
 
 def render_cache_key(settings: Settings, parameters: dict) -> str:
-    return "|".join([
-        code_version("tasks.render", "ragreel.video"), str(settings.fps), file_signature(settings.background_image),
-        file_signature(settings.font_path), str(settings.title_seconds), str(settings.sources_seconds),
-    ])
+    return "|".join(
+        [
+            code_version("tasks.render", "ragreel.video"),
+            str(settings.fps),
+            file_signature(settings.background_image),
+            file_signature(settings.font_path),
+            str(settings.title_seconds),
+            str(settings.sources_seconds),
+        ]
+    )
 
 
 @stage_task(
@@ -184,8 +190,10 @@ def render_cache_key(settings: Settings, parameters: dict) -> str:
     run_name=lambda p: f"render {p['aspect']} video",
     outputs=lambda video: [video.mp4_path, video.srt_path, video.thumbnail_path],
 )
-def render_stage(narration: Narration, title: str, sources: list[Source], out_dir: str, language: Language,
-                 aspect: Aspect) -> RenderedVideo:
+def render_stage(
+    narration: Narration, title: str, sources: list[Source], out_dir: str, language: Language, aspect: Aspect
+) -> RenderedVideo:
     stem = "video" if aspect == "landscape" else f"video-{aspect}"
-    return render_video(narration, title, sources, Path(out_dir), language, stem=stem,
-                        settings=get_settings(aspect=aspect))
+    return render_video(
+        narration, title, sources, Path(out_dir), language, stem=stem, settings=get_settings(aspect=aspect)
+    )

@@ -23,8 +23,9 @@ def knowledge_base_version(settings: Settings | None = None) -> str:
     return KnowledgeBase(settings or get_settings()).version()
 
 
-def retrieve_passages(question: str, top_k: int | None = None, settings: Settings | None = None,
-                      mode: SearchMode = "hybrid") -> list[Passage]:
+def retrieve_passages(
+    question: str, top_k: int | None = None, settings: Settings | None = None, mode: SearchMode = "hybrid"
+) -> list[Passage]:
     """The ``top_k`` passages that best answer ``question``, best first."""
     settings = settings or get_settings()
     question = check_question(question, settings.max_question_chars)
@@ -37,8 +38,12 @@ def retrieve_passages(question: str, top_k: int | None = None, settings: Setting
     # An English-only model turns most of a Chinese question into [UNK]: trust its vector less.
     vector_weight = 0.5 * vocabulary_coverage(question, settings.embedding_model)
     passages = kb.search(question, vector, top_k, mode, vector_weight)
-    log.info("Retrieved %d passages for %r: %s", len(passages), question[:60],
-             ", ".join(f"{p.source} ({p.score:.3f})" for p in passages))
+    log.info(
+        "Retrieved %d passages for %r: %s",
+        len(passages),
+        question[:60],
+        ", ".join(f"{p.source} ({p.score:.3f})" for p in passages),
+    )
     return passages
 
 

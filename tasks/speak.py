@@ -19,10 +19,16 @@ __all__ = ["narrate", "speak_cache_key", "speak_stage"]
 
 def speak_cache_key(settings: Settings, parameters: dict) -> str:
     voices = voice_settings_used(parameters["text"], parameters["language"], parameters["voice"], settings)
-    return "|".join([
-        code_version("tasks.speak", "ragreel.speech"), *voices, str(settings.bark_model),
-        file_signature(settings.piper_voice), str(settings.sample_rate), str(settings.sentence_pause_s),
-    ])
+    return "|".join(
+        [
+            code_version("tasks.speak", "ragreel.speech"),
+            *voices,
+            str(settings.bark_model),
+            file_signature(settings.piper_voice),
+            str(settings.sample_rate),
+            str(settings.sentence_pause_s),
+        ]
+    )
 
 
 def narration_path(out_dir: str, text: str, language: Language, voice: str, settings: Settings) -> Path:
@@ -40,5 +46,10 @@ def narration_path(out_dir: str, text: str, language: Language, voice: str, sett
 )
 def speak_stage(text: str, language: Language, voice: str, out_dir: str) -> Narration:
     settings = get_settings()
-    return narrate(text, language, narration_path(out_dir, text, language, voice, settings), voice=voice,
-                   settings=settings)
+    return narrate(
+        text,
+        language,
+        narration_path(out_dir, text, language, voice, settings),
+        voice=voice,
+        settings=settings,
+    )

@@ -99,7 +99,9 @@ def retry_unless_permanent(task, task_run, state) -> bool:
 
 # --- one run through the stages ----------------------------------------------------------------
 
-_current_run: contextvars.ContextVar[StageRun | None] = contextvars.ContextVar("ragreel_stage_run", default=None)
+_current_run: contextvars.ContextVar[StageRun | None] = contextvars.ContextVar(
+    "ragreel_stage_run", default=None
+)
 
 
 def result_storage(settings: Settings) -> str:
@@ -153,8 +155,9 @@ class StageRun:
             self.cached.append(stage)
         number = self.stages.index(stage) + 1 if stage in self.stages else len(self.stages)
         update_progress_artifact(self._progress, 100.0 * number / len(self.stages))
-        get_run_logger().info("Stage %d/%d %s done%s", number, len(self.stages), stage,
-                              " (from cache)" if cached else "")
+        get_run_logger().info(
+            "Stage %d/%d %s done%s", number, len(self.stages), stage, " (from cache)" if cached else ""
+        )
 
 
 class Stage(Generic[P, R]):

@@ -67,12 +67,16 @@ def _stub_reply(body: dict) -> str:
     user = body["messages"][-1]["content"]
     question = user.split("<question>", 1)[-1].split("</question>", 1)[0]
     if has_han(question):
-        return ("高山烏龍茶生長在海拔一千公尺以上的茶園 [1]。著名的產區包括阿里山、梨山、杉林溪和玉山一帶 [1]。"
-                "那裡日夜溫差大，午後常有雲霧，茶樹生長緩慢，葉片肥厚，所以茶湯甘甜、香氣清雅 [1]。")
+        return (
+            "高山烏龍茶生長在海拔一千公尺以上的茶園 [1]。著名的產區包括阿里山、梨山、杉林溪和玉山一帶 [1]。"
+            "那裡日夜溫差大，午後常有雲霧，茶樹生長緩慢，葉片肥厚，所以茶湯甘甜、香氣清雅 [1]。"
+        )
     # Long enough (over half of the default 30 s minimum) that no second request is made.
-    return ("Lightly oxidised oolongs brew best at 90 to 95 degrees Celsius [1]. "
-            "Dark, roasted oolongs can take boiling water [1]. "
-            "Use fresh, soft water, because hard water dulls the aroma and filtered water is worth the trouble [1].")
+    return (
+        "Lightly oxidised oolongs brew best at 90 to 95 degrees Celsius [1]. "
+        "Dark, roasted oolongs can take boiling water [1]. "
+        "Use fresh, soft water, because hard water dulls the aroma and filtered water is worth the trouble [1]."
+    )
 
 
 @pytest.fixture
@@ -93,6 +97,9 @@ def decodes_fully(path: str | Path) -> bool:
 
     import imageio_ffmpeg
 
-    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-f", "null", "-"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
     return done.returncode == 0 and not done.stderr.strip()

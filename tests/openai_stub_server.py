@@ -100,7 +100,9 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean
 
         # --- helpers ----------------------------------------------------------------------
-        def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        def _send_json(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -169,8 +171,9 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 self._send_error(status, f"stub fault {status}", None, **{"retry-after-ms": "20"})
                 return
             if fault == "429-quota":
-                self._send_error(429, "You exceeded your current quota.", "insufficient_quota",
-                                 **{"retry-after-ms": "20"})
+                self._send_error(
+                    429, "You exceeded your current quota.", "insufficient_quota", **{"retry-after-ms": "20"}
+                )
                 return
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send_error(404, f"No route {self.path}")
@@ -200,15 +203,21 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-cache")
             self.close_connection = True
             self.end_headers()
-            pieces = [text[i:i + 4] for i in range(0, len(text), 4)] or [""]
+            pieces = [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
             for piece in pieces:
                 chunk = {
-                    "id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": model,
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": model,
                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                 }
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             final = {
-                "id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": model,
+                "id": "chatcmpl-stub",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
             }
             self.wfile.write(f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode())
@@ -223,8 +232,6 @@ def _completion(model: str, text: str) -> dict[str, Any]:
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": len(text.split()), "total_tokens": 10},
     }

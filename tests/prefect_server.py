@@ -44,15 +44,22 @@ def log_tail(path: Path, chars: int = 4000) -> str:
     return text[-chars:]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5,
-               watch: list[ManagedProcess] = ()) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.5,
+    watch: list[ManagedProcess] = (),
+) -> None:
     """Poll ``condition`` until it holds; fail early, with its log, if a watched process dies."""
     deadline = time.monotonic() + timeout
     while True:
         for proc in watch:
             if proc.popen.poll() is not None:
-                raise AssertionError(f"{proc.name} exited with {proc.popen.returncode} while waiting for "
-                                     f"{what}; its log ends:\n{log_tail(proc.log_path)}")
+                raise AssertionError(
+                    f"{proc.name} exited with {proc.popen.returncode} while waiting for "
+                    f"{what}; its log ends:\n{log_tail(proc.log_path)}"
+                )
         if condition():
             return
         if time.monotonic() > deadline:
@@ -94,12 +101,14 @@ class ManagedProcess:
     seen: list[psutil.Process] = field(default_factory=list)
 
     @classmethod
-    def start(cls, name: str, args: list[str], env: dict[str, str], log_dir: Path,
-              cwd: Path = REPO) -> ManagedProcess:
+    def start(
+        cls, name: str, args: list[str], env: dict[str, str], log_dir: Path, cwd: Path = REPO
+    ) -> ManagedProcess:
         log_path = log_dir / f"{name}.log"
         with open(log_path, "wb") as log:
-            popen = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+            popen = subprocess.Popen(
+                args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         return cls(name, popen, log_path, [psutil.Process(popen.pid)])
 
     def descendants(self) -> list[psutil.Process]:
@@ -177,8 +186,10 @@ class PostgresCluster:
         command = (self._as_owner() if owner else []) + list(args)
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.base)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-                               f"\n{log_tail(self.base / 'postgres.log')}")
+            raise RuntimeError(
+                f"{' '.join(args[:2])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+                f"\n{log_tail(self.base / 'postgres.log')}"
+            )
 
     @classmethod
     def start(cls) -> PostgresCluster:
@@ -190,16 +201,47 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(base, "postgres", "postgres")
         try:
-            cluster._run(str(bin_dir / "initdb"), "-D", str(cluster.data_dir), "-U", "postgres",
-                         "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync")
-            options = (f"-p {cluster.port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off")
-            cluster._run(str(bin_dir / "pg_ctl"), "-D", str(cluster.data_dir), "-l", str(base / "postgres.log"),
-                         "-o", options, "-w", "-t", "60", "start")
+            cluster._run(
+                str(bin_dir / "initdb"),
+                "-D",
+                str(cluster.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            )
+            options = (
+                f"-p {cluster.port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off"
+            )
+            cluster._run(
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(cluster.data_dir),
+                "-l",
+                str(base / "postgres.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
             pid = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
             cluster.postmaster = psutil.Process(pid)
-            cluster._run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
-                         cluster.database, owner=False)
+            cluster._run(
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(cluster.port),
+                "-U",
+                "postgres",
+                cluster.database,
+                owner=False,
+            )
         except BaseException:
             cluster.stop()
             raise
@@ -208,8 +250,17 @@ class PostgresCluster:
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             try:
-                self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30",
-                          "stop")
+                self._run(
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    "30",
+                    "stop",
+                )
             except (RuntimeError, subprocess.TimeoutExpired):
                 if self.postmaster is not None:
                     stop_all([self.postmaster, *self.postmaster.children(recursive=True)], timeout=10)
@@ -250,8 +301,9 @@ class PrefectServer:
     api_url: str
 
     @classmethod
-    def start(cls, home: Path, log_dir: Path, tag: str, database_url: str | None = None,
-              timeout: float = 180) -> PrefectServer:
+    def start(
+        cls, home: Path, log_dir: Path, tag: str, database_url: str | None = None, timeout: float = 180
+    ) -> PrefectServer:
         port = free_port()
         env = clean_environment(tag) | {
             "PREFECT_HOME": str(home),
@@ -266,12 +318,16 @@ class PrefectServer:
         if database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
         process = ManagedProcess.start(
-            "server", [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, log_dir,
+            "server",
+            [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            log_dir,
         )
         server = cls(process, f"http://127.0.0.1:{port}/api")
         try:
-            wait_until(server.healthy, timeout, f"the Prefect server's /api/health on port {port}",
-                       watch=[process])
+            wait_until(
+                server.healthy, timeout, f"the Prefect server's /api/health on port {port}", watch=[process]
+            )
         except BaseException:
             process.stop()
             raise
@@ -289,7 +345,9 @@ class PrefectServer:
         return response
 
 
-def start_worker(name: str, pool: str, env: dict[str, str], log_dir: Path, limit: int | None = None) -> ManagedProcess:
+def start_worker(
+    name: str, pool: str, env: dict[str, str], log_dir: Path, limit: int | None = None
+) -> ManagedProcess:
     args = [str(PREFECT), "worker", "start", "--pool", pool, "--name", name, "--type", "process"]
     if limit:
         args += ["--limit", str(limit)]

@@ -21,11 +21,11 @@ needs-bark,Who decides whether there is a typhoon day off?,en,bark,Lee
 """
 
 
-
 @pytest.fixture(autouse=True)
 def own_result_cache(tmp_path, monkeypatch):
     """Each test starts with an empty stage cache (the knowledge base is shared by the session)."""
     monkeypatch.setenv("RAGREEL_RESULTS_STORAGE", str(tmp_path / "results"))
+
 
 def run_batch(path: Path, **options):
     state = batch_videos(str(path), return_state=True, **options)
@@ -53,7 +53,13 @@ def test_a_failing_row_never_sinks_the_batch(batch_run):
     manifest = pd.read_csv(summary.manifest_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     by_row = {int(r["row"]): r for r in manifest.to_dict("records")}
     assert [by_row[n]["status"] for n in sorted(by_row)] == [
-        "succeeded", "succeeded", "skipped", "skipped", "failed", "succeeded"]
+        "succeeded",
+        "succeeded",
+        "skipped",
+        "skipped",
+        "failed",
+        "succeeded",
+    ]
     failed = by_row[6]
     assert failed["failed_stage"] == "speak" and "Bark" in failed["error"]
     assert by_row[7]["id"] == "'=cmd"  # written as text, never run as a formula
@@ -82,8 +88,12 @@ def test_a_rerun_redoes_only_what_was_not_finished(batch_run, stub_llm):
 
 def test_xlsx_review_manifest_without_video(stub_llm, tmp_path, capsys):
     sheet = tmp_path / "review.xlsx"
-    pd.DataFrame({"question": ["What water temperature should I use for oolong tea?", "珍珠奶茶起源於哪裡？"],
-                  "id": ["en-1", "zh-1"]}).to_excel(sheet, index=False)
+    pd.DataFrame(
+        {
+            "question": ["What water temperature should I use for oolong tea?", "珍珠奶茶起源於哪裡？"],
+            "id": ["en-1", "zh-1"],
+        }
+    ).to_excel(sheet, index=False)
     assert main([str(sheet), "--no-video", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["succeeded"], summary["failed"], summary["skipped"]) == (2, 0, 0)

@@ -83,7 +83,9 @@ class RoundTrip:
 
     def run_command(self, args: list[str], what: str, timeout: float = 300) -> str:
         done = subprocess.run(args, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
-        assert done.returncode == 0, f"{what} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        assert done.returncode == 0, (
+            f"{what} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
         return done.stdout
 
     def flow_run(self, run_id: str) -> dict:
@@ -153,8 +155,12 @@ def round_trip(request, tmp_path):
         if database == "postgresql":
             trip.cluster = PostgresCluster.start()
             clock = _mark(trip, "postgres", clock)
-        trip.server = PrefectServer.start(tmp_path / "prefect-home", trip.log_dir, trip.tag,
-                                          database_url=trip.cluster.url if trip.cluster else None)
+        trip.server = PrefectServer.start(
+            tmp_path / "prefect-home",
+            trip.log_dir,
+            trip.tag,
+            database_url=trip.cluster.url if trip.cluster else None,
+        )
         clock = _mark(trip, "server", clock)
 
         trip.stub = StubServer(api_key="sk-test-deploy", reply=_stub_reply).start()
@@ -175,8 +181,9 @@ def round_trip(request, tmp_path):
             "RAGREEL_ANSWER_MIN_SECONDS": "0",
         }
         # The ingest (embedding model, LanceDB) runs while the pool, deployments and workers come up.
-        ingest = ManagedProcess.start("ingest", [sys.executable, "-m", "flows.ingest", "data/kb"], trip.env,
-                                      trip.log_dir)
+        ingest = ManagedProcess.start(
+            "ingest", [sys.executable, "-m", "flows.ingest", "data/kb"], trip.env, trip.log_dir
+        )
         trip.processes.append(ingest)
         trip.run_command(["bash", "deployments/deploy.sh"], "deployments/deploy.sh")
         clock = _mark(trip, "pool+deploy", clock)
@@ -184,8 +191,12 @@ def round_trip(request, tmp_path):
         # three rows cannot all land on one worker: the fan-out reaches both.
         for name in WORKERS:
             trip.processes.append(start_worker(name, POOL, trip.env, trip.log_dir, limit=2))
-        wait_until(lambda: pool_workers(trip.server, POOL) >= set(WORKERS), 120, "both workers to register",
-                   watch=trip.workers)
+        wait_until(
+            lambda: pool_workers(trip.server, POOL) >= set(WORKERS),
+            120,
+            "both workers to register",
+            watch=trip.workers,
+        )
         clock = _mark(trip, "workers", clock)
         wait_until(lambda: ingest.popen.poll() is not None, 600, "the ingest to finish")
         assert ingest.popen.returncode == 0, f"ingest failed:\n{log_tail(ingest.log_path)}"
@@ -220,21 +231,34 @@ def test_batch_deployment_fans_out_across_two_workers(round_trip):
     clock = time.perf_counter()
 
     output = trip.run_command(
-        [str(PREFECT), "deployment", "run", BATCH_DEPLOYMENT,
-         "--param", f"spreadsheet={json.dumps(str(trip.tmp / 'three questions.csv'))}",
-         "--param", "concurrency=3"],
+        [
+            str(PREFECT),
+            "deployment",
+            "run",
+            BATCH_DEPLOYMENT,
+            "--param",
+            f"spreadsheet={json.dumps(str(trip.tmp / 'three questions.csv'))}",
+            "--param",
+            "concurrency=3",
+        ],
         "prefect deployment run",
     )
     run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", output).group(1)
     try:
-        wait_until(lambda: trip.flow_run(run_id)["state"]["type"] in FINAL_STATES, BATCH_TIMEOUT_S,
-                   "the batch run to finish", interval=1, watch=trip.workers)
+        wait_until(
+            lambda: trip.flow_run(run_id)["state"]["type"] in FINAL_STATES,
+            BATCH_TIMEOUT_S,
+            "the batch run to finish",
+            interval=1,
+            watch=trip.workers,
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{trip.diagnostics(run_id)}") from None
     trip.timings["batch run"] = round(time.perf_counter() - clock, 1)
     batch = trip.flow_run(run_id)
     assert batch["state"]["type"] == "COMPLETED", (
-        f"batch ended {batch['state']['type']}: {batch['state']['message']}\n{trip.diagnostics(run_id)}")
+        f"batch ended {batch['state']['type']}: {batch['state']['message']}\n{trip.diagnostics(run_id)}"
+    )
     assert batch["state"]["message"] == "3 succeeded, 0 failed, 0 skipped"
 
     # The deployments are the ones prefect.yaml describes.
@@ -269,6 +293,10 @@ def test_batch_deployment_fans_out_across_two_workers(round_trip):
     assert all(r["parent_task_run_id"] for r in generate_runs), "rows are linked to the batch run in the UI"
     row_workers = sorted(r["labels"].get("prefect.worker.name") for r in generate_runs)
     batch_worker = batch["labels"].get("prefect.worker.name")
-    print(f"\n[{trip.database}] batch ran on {batch_worker}; rows ran on {row_workers}; "
-          f"batch run {trip.timings['batch run']}s")
-    assert set(row_workers) == set(WORKERS), f"rows ran on {row_workers}; the fan-out should reach both workers"
+    print(
+        f"\n[{trip.database}] batch ran on {batch_worker}; rows ran on {row_workers}; "
+        f"batch run {trip.timings['batch run']}s"
+    )
+    assert set(row_workers) == set(WORKERS), (
+        f"rows ran on {row_workers}; the fan-out should reach both workers"
+    )

@@ -24,11 +24,11 @@ pytestmark = [pytest.mark.usefixtures("prefect_harness", "use_ingested_home"), p
 QUESTION = "What water temperature should I use for oolong tea?"
 
 
-
 @pytest.fixture(autouse=True)
 def own_result_cache(tmp_path, monkeypatch):
     """Each test starts with an empty stage cache (the knowledge base is shared by the session)."""
     monkeypatch.setenv("RAGREEL_RESULTS_STORAGE", str(tmp_path / "results"))
+
 
 def run(question=QUESTION, **parameters):
     state = generate_video(question, return_state=True, **parameters)
@@ -61,7 +61,8 @@ def test_question_becomes_a_valid_video_with_artifacts(first_video, stub_llm):
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
     by_key = {a.key: a for a in artifacts if a.key}
     assert {"answer", "retrieved-passages", "video"} <= set(by_key)
     answer = by_key["answer"].data

@@ -20,7 +20,10 @@ def test_ingest_is_idempotent_incremental_and_skips_bad_files(ragreel_home, samp
 
     first = ingest_knowledge_base([str(sample_kb_copy)])
     assert first.count("added") == 6
-    assert {f.source: f.reason for f in first.files if f.status == "skipped"}.keys() == {"broken.pdf", "binary.txt"}
+    assert {f.source: f.reason for f in first.files if f.status == "skipped"}.keys() == {
+        "broken.pdf",
+        "binary.txt",
+    }
     assert "binary" in next(f.reason for f in first.files if f.source == "binary.txt")
     assert first.embedded == first.chunks > 0
     assert first.documents == 6
@@ -33,7 +36,9 @@ def test_ingest_is_idempotent_incremental_and_skips_bad_files(ragreel_home, samp
 
     # A changed file replaces its chunks; a removed file loses them.
     guide = sample_kb_copy / "tea" / "brewing-guide.md"
-    guide.write_text("# Brewing Oolong Tea at Home\n\nAlways use water from the Zhuoshui river, cooled to 80 degrees.\n")
+    guide.write_text(
+        "# Brewing Oolong Tea at Home\n\nAlways use water from the Zhuoshui river, cooled to 80 degrees.\n"
+    )
     (sample_kb_copy / "typhoons.md").unlink()
     third = ingest_knowledge_base([str(sample_kb_copy)])
     statuses = {f.source: f.status for f in third.files}

@@ -47,7 +47,7 @@ def test_no_import_cycles():
         state[module] = "open"
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                raise AssertionError("import cycle: " + " -> ".join([*path[path.index(target):], target]))
+                raise AssertionError("import cycle: " + " -> ".join([*path[path.index(target) :], target]))
             if target not in state:
                 visit(target, [*path, target])
         state[module] = "done"

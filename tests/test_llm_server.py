@@ -21,8 +21,14 @@ from ragreel.schemas import Passage
 from ragreel.settings import get_settings
 from tasks.answer import answer_question
 
-LLM_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAGREEL_OPENAI_API_KEY", "RAGREEL_OPENAI_BASE_URL",
-           "RAGREEL_LLM_MODEL", "RAGREEL_LLM_LOCAL_MODEL")
+LLM_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "RAGREEL_OPENAI_API_KEY",
+    "RAGREEL_OPENAI_BASE_URL",
+    "RAGREEL_LLM_MODEL",
+    "RAGREEL_LLM_LOCAL_MODEL",
+)
 
 
 @pytest.fixture
@@ -45,8 +51,13 @@ def fake_parts(tmp_path, monkeypatch):
         path.write_bytes(content)
         paths.append(path)
     joined = b"".join(contents)
-    model = PackagedModel(filename="fake.gguf", alias="fake", size=len(joined),
-                          sha256=hashlib.sha256(joined).hexdigest(), distributions=("fake-part1", "fake-part3"))
+    model = PackagedModel(
+        filename="fake.gguf",
+        alias="fake",
+        size=len(joined),
+        sha256=hashlib.sha256(joined).hexdigest(),
+        distributions=("fake-part1", "fake-part3"),
+    )
     monkeypatch.setattr(local_server, "packaged_parts", lambda _model: list(paths))
     return model, joined
 
@@ -135,9 +146,17 @@ def local_settings(clean_env):
     local_server.stop_local_server()
 
 
-PASSAGE = Passage(chunk_id="b#0", source="brewing.md", title="Brewing oolong", text=(
-    "Oolong tea is best brewed with water between 90 and 95 degrees Celsius, steeped for about one minute."),
-    language="en", score=0.9, rank=1)
+PASSAGE = Passage(
+    chunk_id="b#0",
+    source="brewing.md",
+    title="Brewing oolong",
+    text=(
+        "Oolong tea is best brewed with water between 90 and 95 degrees Celsius, steeped for about one minute."
+    ),
+    language="en",
+    score=0.9,
+    rank=1,
+)
 
 
 @pytest.mark.slow
@@ -180,8 +199,11 @@ def test_missing_server_package_says_what_to_install(clean_env, monkeypatch, tmp
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a),
+    )
     gguf = tmp_path / "mine.gguf"
     gguf.write_bytes(b"GGUF")
     with pytest.raises(DependencyMissing, match="llama_cpp") as caught:
@@ -215,8 +237,13 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("ending", ["exit", "raise", "sigterm", "sigkill"])
 def test_server_dies_with_the_process_that_started_it(clean_env, ending):
     mode = "hang" if ending.startswith("sig") else ending
-    child = subprocess.Popen([sys.executable, "-c", CHILD, mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env={k: v for k, v in os.environ.items() if k not in LLM_ENV})
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in LLM_ENV},
+    )
     try:
         line = child.stdout.readline()
         assert line.strip().isdigit(), child.stderr.read() if child.poll() is not None else line
@@ -232,4 +259,3 @@ def test_server_dies_with_the_process_that_started_it(clean_env, ending):
             child.kill()
     assert (child.returncode != 0) == (ending != "exit")
     assert gone(server_pid), f"the server (pid {server_pid}) outlived its parent ({ending})"
-

@@ -12,7 +12,10 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
 
 
 def test_markdown_title_heading_paths_and_plain_text(tmp_path):
-    md = write(tmp_path, "guide.md", """---
+    md = write(
+        tmp_path,
+        "guide.md",
+        """---
 title: ignored front matter
 ---
 # Brewing Guide
@@ -31,7 +34,8 @@ Ninety degrees.
 
 - three grams
 - one pot
-""")
+""",
+    )
     doc = load_document(md)
     assert doc.title == "Brewing Guide"
     assert [(s.heading, s.text) for s in doc.sections] == [
@@ -48,14 +52,20 @@ def test_markdown_without_h1_uses_file_name(tmp_path):
 
 
 def test_html_title_headings_lists_and_no_scripts(tmp_path):
-    html = write(tmp_path, "mrt.html", """<html><head><title>捷運指南</title><script>var x = 1;</script></head>
+    html = write(
+        tmp_path,
+        "mrt.html",
+        """<html><head><title>捷運指南</title><script>var x = 1;</script></head>
 <body><nav>menu</nav><h1>捷運指南</h1><p>第一段。</p>
 <h2>規定</h2><ul><li><p>禁止飲食。</p></li><li>請讓座。</li></ul>
-<h3>罰則</h3><p>最高七千五百元。</p></body></html>""")
+<h3>罰則</h3><p>最高七千五百元。</p></body></html>""",
+    )
     doc = load_document(html)
     assert doc.title == "捷運指南"
     assert [(s.heading, s.text) for s in doc.sections] == [
-        ("", "第一段。"), ("規定", "禁止飲食。\n\n請讓座。"), ("規定 > 罰則", "最高七千五百元。"),
+        ("", "第一段。"),
+        ("規定", "禁止飲食。\n\n請讓座。"),
+        ("規定 > 罰則", "最高七千五百元。"),
     ]
     assert "var x" not in doc.text and "menu" not in doc.text
 
@@ -67,7 +77,13 @@ def test_text_file_title_from_first_line(tmp_path):
 
 
 def test_big5_text_is_decoded(tmp_path):
-    doc = load_document(write(tmp_path, "big5.txt", "高山茶\n\n高山烏龍茶生長在海拔一千公尺以上的茶園，茶湯甘甜。".encode("big5")))
+    doc = load_document(
+        write(
+            tmp_path,
+            "big5.txt",
+            "高山茶\n\n高山烏龍茶生長在海拔一千公尺以上的茶園，茶湯甘甜。".encode("big5"),
+        )
+    )
     assert doc.title == "高山茶" and "海拔一千公尺" in doc.text
 
 
@@ -77,8 +93,10 @@ def _pdf(path: Path, encrypt: bool = False) -> Path:
     pdf = FPDF()
     pdf.set_title("Typhoon Handbook")
     pdf.set_font("helvetica", size=12)
-    for heading, body in [("Warnings", "A sea warning comes 24 hours ahead."),
-                          ("Days off", "Local governments decide on closures.")]:
+    for heading, body in [
+        ("Warnings", "A sea warning comes 24 hours ahead."),
+        ("Days off", "Local governments decide on closures."),
+    ]:
         pdf.add_page()
         pdf.start_section(heading)
         pdf.multi_cell(0, 8, body)

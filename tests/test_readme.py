@@ -15,9 +15,11 @@ def test_every_setting_is_documented():
 
 
 def test_documented_settings_exist():
-    known = {f"RAGREEL_{name.upper()}" for name in Settings.model_fields} | {"RAGREEL_OPENAI_API_KEY",
-                                                                             "RAGREEL_OPENAI_BASE_URL",
-                                                                             "RAGREEL_WORK_POOL"}
+    known = {f"RAGREEL_{name.upper()}" for name in Settings.model_fields} | {
+        "RAGREEL_OPENAI_API_KEY",
+        "RAGREEL_OPENAI_BASE_URL",
+        "RAGREEL_WORK_POOL",
+    }
     known |= {"RAGREEL_SKIP_POSTGRES", "RAGREEL_PG_BIN", "RAGREEL_ROUND_TRIP_TIMEOUT_S"}  # test-suite knobs
     for mentioned in set(re.findall(r"RAGREEL_[A-Z_]+", README)):
         assert mentioned in known, f"README mentions {mentioned}, which is no setting"

@@ -60,7 +60,7 @@ def check_narration(narration, settings, min_s_per_char: float, max_s_per_char: 
         )
     for entry in timeline:
         assert entry.end > entry.start
-        segment = audio[round(entry.start * rate): round(entry.end * rate)]
+        segment = audio[round(entry.start * rate) : round(entry.end * rate)]
         assert np.sqrt(np.mean(segment**2)) > 0.02, f"silent: {entry.text!r}"
         seconds_per_char = (entry.end - entry.start) / len(entry.text)
         assert min_s_per_char <= seconds_per_char <= max_s_per_char, (entry.text, entry.end - entry.start)
@@ -92,7 +92,10 @@ def test_subtitles_drop_markers_markdown_and_urls_but_keep_the_wording():
 
 
 def test_citation_forms_are_removed_without_leaving_spaces_before_punctuation():
-    assert clean_text("Tea grows in hills [1][2], and [3-5] on plains [source 6].") == "Tea grows in hills, and on plains."
+    assert (
+        clean_text("Tea grows in hills [1][2], and [3-5] on plains [source 6].")
+        == "Tea grows in hills, and on plains."
+    )
     assert clean_text("臺灣茶很有名[1]，烏龍茶最好【2、3】。") == "臺灣茶很有名，烏龍茶最好。"
     assert clean_text("Oolong is roasted; see https://tea.example.org/a_(b).html.") == "Oolong is roasted."
     assert clean_text("烏龍茶很香，詳見 https://tea.example.org 。") == "烏龍茶很香。"
@@ -108,41 +111,71 @@ def test_english_numbers_units_and_abbreviations_are_written_out():
         "eighty-four, the twenty-first L L M and one million users at minus five degrees Celsius."
     )
     [run] = speech_runs("Steep 2-3 min at 80% strength; No. 5 vs. Dr. Smith, 1 km.", "en")
-    assert run.text == ("Steep two to three minutes at eighty percent strength; number five versus Doctor "
-                        "Smith, one kilometer.")
+    assert run.text == (
+        "Steep two to three minutes at eighty percent strength; number five versus Doctor "
+        "Smith, one kilometer."
+    )
     assert en_cardinal(1_234_567) == "one million two hundred thirty-four thousand five hundred sixty-seven"
     assert [en_ordinal(n) for n in (1, 2, 3, 12, 20, 101)] == [
-        "first", "second", "third", "twelfth", "twentieth", "one hundred first"
+        "first",
+        "second",
+        "third",
+        "twelfth",
+        "twentieth",
+        "one hundred first",
     ]
     assert [en_year(n) for n in (1900, 1905, 2005, 2024)] == [
-        "nineteen hundred", "nineteen oh five", "two thousand five", "twenty twenty-four"
+        "nineteen hundred",
+        "nineteen oh five",
+        "two thousand five",
+        "twenty twenty-four",
     ]
 
 
 def test_chinese_numbers_are_read_in_chinese_and_latin_words_go_to_english():
-    runs = speech_runs("烏龍茶在 2023 年出口增加了 15%，用 GPT-4 和 5G網路分析，水溫 25°C，約 1,200 公尺。", "zh")
+    runs = speech_runs(
+        "烏龍茶在 2023 年出口增加了 15%，用 GPT-4 和 5G網路分析，水溫 25°C，約 1,200 公尺。", "zh"
+    )
     assert [run.language for run in runs] == ["zh", "en", "zh", "en", "zh"]
     assert runs[0].text == "烏龍茶在 二零二三年出口增加了 百分之十五，用"
     assert runs[1].text == "G P T-four"
     assert runs[3].text == "five G"
     assert runs[4].text == "網路分析，水溫 攝氏二十五度，約 一千二百 公尺。"
     assert [zh_integer(n) for n in (10, 15, 105, 10203, 100000, 123456789)] == [
-        "十", "十五", "一百零五", "一萬零二百零三", "十萬", "一億二千三百四十五萬六千七百八十九"
+        "十",
+        "十五",
+        "一百零五",
+        "一萬零二百零三",
+        "十萬",
+        "一億二千三百四十五萬六千七百八十九",
     ]
 
 
 def test_han_inside_english_is_a_mandarin_run():
     runs = speech_runs("The tea from 臺灣 is famous.", "en")
-    assert [(r.language, r.text) for r in runs] == [("en", "The tea from"), ("zh", "臺灣"), ("en", "is famous.")]
+    assert [(r.language, r.text) for r in runs] == [
+        ("en", "The tea from"),
+        ("zh", "臺灣"),
+        ("en", "is famous."),
+    ]
     assert split_by_script("3張GPU卡用 Python 3 跑") == [
-        ("zh", "3張"), ("en", "GPU"), ("zh", "卡用 "), ("en", "Python 3 "), ("zh", "跑")
+        ("zh", "3張"),
+        ("en", "GPU"),
+        ("zh", "卡用 "),
+        ("en", "Python 3 "),
+        ("zh", "跑"),
     ]
 
 
 def test_long_sentences_split_at_clause_marks_within_the_limit():
     zh = "臺灣的茶文化歷史悠久，從清朝開始就有大量的茶葉出口，烏龍茶與包種茶最有名，至今仍是重要的產業。"
     pieces = split_clauses(zh, 20)
-    assert pieces == ["臺灣的茶文化歷史悠久，", "從清朝開始就有大量的茶葉出口，", "烏龍茶與包種茶最有名，", "至今仍是重要的產業。"]
+    assert pieces == [
+        "臺灣的茶文化歷史悠久，",
+        "從清朝開始就有大量的茶葉出口，",
+        "烏龍茶與包種茶最有名，",
+        "至今仍是重要的產業。",
+    ]
     en = "Water matters, because minerals change the taste; soft water brings out sweetness: hard water mutes it"
     pieces = split_clauses(en, 40)
     assert all(len(p) <= 40 for p in pieces) and len(pieces) >= 3
@@ -158,18 +191,26 @@ def test_long_sentences_split_at_clause_marks_within_the_limit():
 def tone(seconds: float, rate: int, lead: float = 0.0, tail: float = 0.0) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     body = 0.5 * np.sin(2 * np.pi * 220 * t).astype(np.float32)
-    return np.concatenate([np.zeros(int(lead * rate), np.float32), body, np.zeros(int(tail * rate), np.float32)])
+    return np.concatenate(
+        [np.zeros(int(lead * rate), np.float32), body, np.zeros(int(tail * rate), np.float32)]
+    )
 
 
 def test_assemble_times_each_clip_from_its_samples():
     rate = 24_000
-    clips = [Clip("one", tone(1.0, rate), 0.35), Clip("two", tone(0.5, rate), 0.15), Clip("three", tone(0.25, rate), 0.35)]
+    clips = [
+        Clip("one", tone(1.0, rate), 0.35),
+        Clip("two", tone(0.5, rate), 0.15),
+        Clip("three", tone(0.25, rate), 0.35),
+    ]
     audio, timeline = assemble(clips, rate)
     assert [(t.text, t.start, t.end) for t in timeline] == [
-        ("one", 0.0, 1.0), ("two", 1.35, 1.85), ("three", 2.0, 2.25)
+        ("one", 0.0, 1.0),
+        ("two", 1.35, 1.85),
+        ("three", 2.0, 2.25),
     ]
     assert audio.size == round(2.25 * rate)  # no pause after the last clip
-    assert np.all(audio[rate: round(1.35 * rate)] == 0)
+    assert np.all(audio[rate : round(1.35 * rate)] == 0)
 
 
 def test_trim_silence_keeps_a_small_margin_and_resample_keeps_duration():
@@ -265,7 +306,10 @@ def test_espeak_narrates_english_and_mandarin(tmp_path):
     settings = offline_settings()
     narration = narrate(EN_TEXT, "en", tmp_path / "en.wav", voice="espeak", settings=settings)
     assert narration.voice == "espeak:en-us"
-    assert [s.text for s in narration.sentences] == ["Green tea is brewed at 80°C.", "Oolong is rolled, then roasted."]
+    assert [s.text for s in narration.sentences] == [
+        "Green tea is brewed at 80°C.",
+        "Oolong is rolled, then roasted.",
+    ]
     check_narration(narration, settings, 0.03, 0.15)
     narration = narrate(ZH_TEXT, "zh-TW", tmp_path / "zh.wav", voice="espeak", settings=settings)
     assert narration.voice == "espeak:cmn" and narration.language == "zh"
@@ -336,9 +380,13 @@ def test_bark_speaks_sentence_by_sentence_with_one_preset(tiny_bark, tmp_path, m
     settings = offline_settings(bark_model=str(tiny_bark))
     calls = []
     original = BarkVoice.synthesize
-    monkeypatch.setattr(BarkVoice, "synthesize",
-                        lambda self, text, language: calls.append((text, self.presets[language]))
-                        or original(self, text, language))
+    monkeypatch.setattr(
+        BarkVoice,
+        "synthesize",
+        lambda self, text, language: (
+            calls.append((text, self.presets[language])) or original(self, text, language)
+        ),
+    )
     narration = narrate("Hello world [1]. The tea!", "en", tmp_path / "bark.wav", settings=settings)
     assert narration.voice == f"bark:{tiny_bark}"
     assert calls == [("Hello world.", "v2/en_speaker_0"), ("The tea!", "v2/en_speaker_0")]
@@ -346,7 +394,9 @@ def test_bark_speaks_sentence_by_sentence_with_one_preset(tiny_bark, tmp_path, m
     # A random Bark makes noise, not speech, so only the shape of the result is checked.
     audio, rate = read_wav(Path(narration.wav_path))
     assert rate == settings.sample_rate and np.abs(audio).max() > 0.01
-    assert narration.sentences[0].start == 0 and narration.sentences[-1].end == pytest.approx(narration.duration)
+    assert narration.sentences[0].start == 0 and narration.sentences[-1].end == pytest.approx(
+        narration.duration
+    )
     gap = narration.sentences[1].start - narration.sentences[0].end
     assert gap == pytest.approx(settings.sentence_pause_s, abs=1e-4)
     # The loaded model is reused, and Mandarin gets its own preset.

@@ -61,7 +61,9 @@ def error_rate(language: str, reference: str, heard: str) -> float:
 def test_voice_is_understood(narrated, settings, voice, language):
     heard = transcribe(narrated[voice, language], language, settings.model_cache_dir)
     rate = error_rate(language, SAMPLE_PARAGRAPHS[language], heard)
-    assert rate <= BOUNDS[voice, language], f"{voice} [{language}] error rate {rate:.3f}; Whisper heard: {heard!r}"
+    assert rate <= BOUNDS[voice, language], (
+        f"{voice} [{language}] error rate {rate:.3f}; Whisper heard: {heard!r}"
+    )
 
 
 def test_wrong_audio_fails_the_bounds(narrated, settings, tmp_path):

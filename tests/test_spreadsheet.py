@@ -33,11 +33,14 @@ def test_xlsx(tmp_path):
     import pandas as pd
 
     path = tmp_path / "q.xlsx"
-    pd.DataFrame({"Question": ["What is oolong?", "高山茶多高？"], "top_k": ["3", ""],
-                  "aspect": ["portrait", ""]}).to_excel(path, index=False)
+    pd.DataFrame(
+        {"Question": ["What is oolong?", "高山茶多高？"], "top_k": ["3", ""], "aspect": ["portrait", ""]}
+    ).to_excel(path, index=False)
     sheet = read_spreadsheet(path)
     assert [(r.row, r.id, r.top_k, r.aspect) for r in sheet.rows] == [
-        (2, "row-2", 3, "portrait"), (3, "row-3", None, None)]
+        (2, "row-2", 3, "portrait"),
+        (3, "row-3", None, None),
+    ]
 
 
 def test_bad_rows_are_named_by_row_and_column_and_good_rows_stay(tmp_path):
@@ -56,7 +59,14 @@ def test_bad_rows_are_named_by_row_and_column_and_good_rows_stay(tmp_path):
     sheet = read_spreadsheet(write(tmp_path, "q.csv", csv))
     assert [r.id for r in sheet.rows] == ["a", "g"]
     problems = {(p.row, p.column) for p in sheet.problems}
-    assert problems == {(3, "question"), (4, "question"), (5, "id"), (6, "language"), (7, "top_k"), (8, "voice")}
+    assert problems == {
+        (3, "question"),
+        (4, "question"),
+        (5, "id"),
+        (6, "language"),
+        (7, "top_k"),
+        (8, "voice"),
+    }
     assert "already used on row 2" in next(str(p) for p in sheet.problems if p.column == "id")
     assert "2,000" in next(p.message for p in sheet.problems if p.row == 4)
 
@@ -82,8 +92,12 @@ def test_missing_file(tmp_path):
 
 
 def test_safe_names_stay_inside_the_batch_folder(tmp_path):
-    rows = [BatchRow(row=i + 2, id=row_id, question="q") for i, row_id in
-            enumerate(["../../etc/passwd", "/abs/path", "..", "con", "a:b*c", "ok", "OK", "影片一"])]
+    rows = [
+        BatchRow(row=i + 2, id=row_id, question="q")
+        for i, row_id in enumerate(
+            ["../../etc/passwd", "/abs/path", "..", "con", "a:b*c", "ok", "OK", "影片一"]
+        )
+    ]
     names = safe_names(rows)
     assert len(set(n.lower() for n in names.values())) == len(rows)
     for name in names.values():
@@ -93,7 +107,9 @@ def test_safe_names_stay_inside_the_batch_folder(tmp_path):
 
 
 def test_manifest_cells_are_never_formulas(tmp_path):
-    entries = [{"id": "=HYPERLINK(\"http://evil\")", "answer": "+1 is fine", "n": 3, "note": "-x", "ok": "text"}]
+    entries = [
+        {"id": '=HYPERLINK("http://evil")', "answer": "+1 is fine", "n": 3, "note": "-x", "ok": "text"}
+    ]
     csv_path, json_path = write_manifest(entries, tmp_path)
     import pandas as pd
 

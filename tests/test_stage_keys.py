@@ -62,7 +62,9 @@ def clean_settings(ragreel_home, monkeypatch, tmp_path):
         ("RAGREEL_SOURCES_SECONDS", "6", "render", ENGLISH),
     ],
 )
-def test_a_setting_changes_its_stage_key_only(clean_settings, monkeypatch, variable, value, stage, speak_parameters):
+def test_a_setting_changes_its_stage_key_only(
+    clean_settings, monkeypatch, variable, value, stage, speak_parameters
+):
     before = keys(speak_parameters)
     monkeypatch.setenv(variable, value)
     after = keys(speak_parameters)
@@ -80,8 +82,9 @@ def test_a_setting_changes_its_stage_key_only(clean_settings, monkeypatch, varia
         ("RAGREEL_ASPECT", "portrait", ENGLISH),  # the flow passes the aspect to the render task as an input
     ],
 )
-def test_settings_that_do_not_shape_a_stage_change_no_key(clean_settings, monkeypatch, variable, value,
-                                                           speak_parameters):
+def test_settings_that_do_not_shape_a_stage_change_no_key(
+    clean_settings, monkeypatch, variable, value, speak_parameters
+):
     before = keys(speak_parameters)
     monkeypatch.setenv(variable, value)
     assert keys(speak_parameters) == before

@@ -15,11 +15,21 @@ def test_split_sentences_english_keeps_abbreviations_and_decimals():
 
 def test_split_sentences_chinese_without_spaces():
     text = "高山茶生長在海拔一千公尺以上。茶湯甘甜！你喝過嗎？要用熱水；不要太燙"
-    assert split_sentences(text) == ["高山茶生長在海拔一千公尺以上。", "茶湯甘甜！", "你喝過嗎？", "要用熱水；", "不要太燙"]
+    assert split_sentences(text) == [
+        "高山茶生長在海拔一千公尺以上。",
+        "茶湯甘甜！",
+        "你喝過嗎？",
+        "要用熱水；",
+        "不要太燙",
+    ]
 
 
 def test_split_sentences_mixed_and_newlines():
-    assert split_sentences("我用 Prefect 3。It works.\nNext line") == ["我用 Prefect 3。", "It works.", "Next line"]
+    assert split_sentences("我用 Prefect 3。It works.\nNext line") == [
+        "我用 Prefect 3。",
+        "It works.",
+        "Next line",
+    ]
 
 
 def test_convert_chinese():

@@ -40,22 +40,39 @@ def build_tiny_bark(folder: Path, with_presets: bool = True, seed: int = 0) -> P
     small = {"num_layers": 1, "num_heads": 2, "hidden_size": 16, "block_size": 1024}
     semantic = BarkSemanticConfig(input_vocab_size=129_600, output_vocab_size=10_048, **small)
     coarse = BarkCoarseConfig(input_vocab_size=12_096, output_vocab_size=12_096, **small)
-    fine = BarkFineConfig(input_vocab_size=1_056, output_vocab_size=1_056, n_codes_total=8, n_codes_given=1, **small)
+    fine = BarkFineConfig(
+        input_vocab_size=1_056, output_vocab_size=1_056, n_codes_total=8, n_codes_given=1, **small
+    )
     codec = EncodecConfig(
-        sampling_rate=24_000, target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0], hidden_size=16, num_filters=4,
-        num_residual_layers=1, upsampling_ratios=[8, 5, 4, 2], codebook_size=1024, num_lstm_layers=1,
+        sampling_rate=24_000,
+        target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0],
+        hidden_size=16,
+        num_filters=4,
+        num_residual_layers=1,
+        upsampling_ratios=[8, 5, 4, 2],
+        codebook_size=1024,
+        num_lstm_layers=1,
         audio_channels=1,
     )
     config = BarkConfig(
-        semantic_config=semantic.to_dict(), coarse_acoustics_config=coarse.to_dict(),
-        fine_acoustics_config=fine.to_dict(), codec_config=codec.to_dict(),
+        semantic_config=semantic.to_dict(),
+        coarse_acoustics_config=coarse.to_dict(),
+        fine_acoustics_config=fine.to_dict(),
+        codec_config=codec.to_dict(),
     )
     BarkModel(config).save_pretrained(folder)
     # Empty sub-dicts mean Bark's real defaults (token ids, 24 kHz, codebook 1024).
-    (folder / "generation_config.json").write_text(json.dumps({
-        "semantic_config": {}, "coarse_acoustics_config": {}, "fine_acoustics_config": {},
-        "sample_rate": 24_000, "codebook_size": 1024,
-    }))
+    (folder / "generation_config.json").write_text(
+        json.dumps(
+            {
+                "semantic_config": {},
+                "coarse_acoustics_config": {},
+                "fine_acoustics_config": {},
+                "sample_rate": 24_000,
+                "codebook_size": 1024,
+            }
+        )
+    )
 
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-"
     han = "臺灣的茶文化歷史悠久台湾你好世界烏龍和包種都很有名"

@@ -18,10 +18,23 @@ from ragreel.text import detect_language
 
 # Ordered from the strongest boundary to the weakest; each kept at the end of its piece.
 _SEPARATORS = [
-    "\n\n", "\n",
-    "。", "！", "？", "；", ". ", "! ", "? ", "; ",
-    "，", "、", ", ", "：", ": ",
-    " ", "",
+    "\n\n",
+    "\n",
+    "。",
+    "！",
+    "？",
+    "；",
+    ". ",
+    "! ",
+    "? ",
+    "; ",
+    "，",
+    "、",
+    ", ",
+    "：",
+    ": ",
+    " ",
+    "",
 ]
 
 
@@ -38,7 +51,10 @@ def _splitter(chunk_size: int, overlap: int):
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     return RecursiveCharacterTextSplitter(
-        separators=_SEPARATORS, keep_separator="end", chunk_size=chunk_size, chunk_overlap=overlap,
+        separators=_SEPARATORS,
+        keep_separator="end",
+        chunk_size=chunk_size,
+        chunk_overlap=overlap,
     )
 
 

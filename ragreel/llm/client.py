@@ -108,7 +108,10 @@ def resolve_endpoint(settings: Settings | None = None) -> Endpoint:
     if configured is not None:
         if configured.model is None:
             configured = Endpoint(
-                configured.backend, configured.base_url, _served_model(configured, settings), configured.api_key
+                configured.backend,
+                configured.base_url,
+                _served_model(configured, settings),
+                configured.api_key,
             )
         return configured
     server = local_server.ensure_local_server(settings)
@@ -155,10 +158,15 @@ def _served_model(endpoint: Endpoint, settings: Settings) -> str:
     if not names:
         raise PermanentError(
             f"the LLM server at {endpoint.base_url} lists no models",
-            stage=STAGE, hint="set RAGREEL_LLM_MODEL to the model name the server expects",
+            stage=STAGE,
+            hint="set RAGREEL_LLM_MODEL to the model name the server expects",
         )
-    logger.info("LLM server %s serves %s; using %s (set RAGREEL_LLM_MODEL to choose)",
-                endpoint.base_url, ", ".join(names[:5]), names[0])
+    logger.info(
+        "LLM server %s serves %s; using %s (set RAGREEL_LLM_MODEL to choose)",
+        endpoint.base_url,
+        ", ".join(names[:5]),
+        names[0],
+    )
     _served_models[endpoint.base_url] = names[0]
     return names[0]
 
@@ -188,10 +196,14 @@ def map_error(exc: Exception, endpoint: Endpoint) -> RagreelError:
     detail = redact(_server_message(exc), endpoint.api_key)[:300]
 
     def permanent(message: str, hint: str) -> PermanentError:
-        return PermanentError(redact(message, endpoint.api_key), stage=STAGE, hint=redact(hint, endpoint.api_key))
+        return PermanentError(
+            redact(message, endpoint.api_key), stage=STAGE, hint=redact(hint, endpoint.api_key)
+        )
 
     def transient(message: str, hint: str) -> TransientError:
-        return TransientError(redact(message, endpoint.api_key), stage=STAGE, hint=redact(hint, endpoint.api_key))
+        return TransientError(
+            redact(message, endpoint.api_key), stage=STAGE, hint=redact(hint, endpoint.api_key)
+        )
 
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return permanent(
@@ -209,28 +221,43 @@ def map_error(exc: Exception, endpoint: Endpoint) -> RagreelError:
                 f"the prompt is longer than model {model!r} at {server} accepts ({detail})",
                 "lower RAGREEL_TOP_K or the chunk size, or use a model with a longer context",
             )
-        return permanent(f"the LLM server at {server} rejected the request ({detail})",
-                         "check RAGREEL_LLM_MODEL and the server's logs")
+        return permanent(
+            f"the LLM server at {server} rejected the request ({detail})",
+            "check RAGREEL_LLM_MODEL and the server's logs",
+        )
     if isinstance(exc, openai.RateLimitError):
         if exc.code == "insufficient_quota" or "quota" in detail.lower():
-            return permanent(f"the account behind the API key for {server} is out of quota ({detail})",
-                             "add credit or use another key or server")
-        return transient(f"the LLM server at {server} is rate limiting ({detail})",
-                         "wait a minute or lower RAGREEL_BATCH_CONCURRENCY")
+            return permanent(
+                f"the account behind the API key for {server} is out of quota ({detail})",
+                "add credit or use another key or server",
+            )
+        return transient(
+            f"the LLM server at {server} is rate limiting ({detail})",
+            "wait a minute or lower RAGREEL_BATCH_CONCURRENCY",
+        )
     if isinstance(exc, openai.APITimeoutError):
-        return transient(f"the LLM server at {server} did not answer in time",
-                         "raise RAGREEL_LLM_TIMEOUT_S or try again")
+        return transient(
+            f"the LLM server at {server} did not answer in time", "raise RAGREEL_LLM_TIMEOUT_S or try again"
+        )
     if isinstance(exc, openai.APIConnectionError):
-        return transient(f"could not reach the LLM server at {server}",
-                         "check that the server runs and OPENAI_BASE_URL is right")
+        return transient(
+            f"could not reach the LLM server at {server}",
+            "check that the server runs and OPENAI_BASE_URL is right",
+        )
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500 or exc.status_code in (408, 409):
-            return transient(f"the LLM server at {server} failed ({exc.status_code}: {detail})",
-                             "try again later")
-        return permanent(f"the LLM server at {server} answered {exc.status_code} ({detail})",
-                         "check the LLM settings and the server's logs")
-    return transient(f"the call to the LLM server at {server} failed: {type(exc).__name__}: "
-                     f"{redact(str(exc), endpoint.api_key)[:300]}", "try again")
+            return transient(
+                f"the LLM server at {server} failed ({exc.status_code}: {detail})", "try again later"
+            )
+        return permanent(
+            f"the LLM server at {server} answered {exc.status_code} ({detail})",
+            "check the LLM settings and the server's logs",
+        )
+    return transient(
+        f"the call to the LLM server at {server} failed: {type(exc).__name__}: "
+        f"{redact(str(exc), endpoint.api_key)[:300]}",
+        "try again",
+    )
 
 
 def _local_server_note(endpoint: Endpoint, error: RagreelError) -> RagreelError:
@@ -242,7 +269,9 @@ def _local_server_note(endpoint: Endpoint, error: RagreelError) -> RagreelError:
     report = local_server.server_exit_report()
     if report is None:
         return error
-    return TransientError(f"{error.message}; {report}", stage=STAGE, hint="retrying starts a new local server")
+    return TransientError(
+        f"{error.message}; {report}", stage=STAGE, hint="retrying starts a new local server"
+    )
 
 
 def _sampling_extras(endpoint: Endpoint) -> dict:
@@ -274,13 +303,18 @@ def complete_chat(
         raise _local_server_note(endpoint, map_error(exc, endpoint)) from None
     seconds = time.monotonic() - started
     if not response.choices:
-        raise TransientError(f"the LLM server at {endpoint.base_url} returned no choices", stage=STAGE,
-                             hint="try again")
+        raise TransientError(
+            f"the LLM server at {endpoint.base_url} returned no choices", stage=STAGE, hint="try again"
+        )
     choice = response.choices[0]
     usage = response.usage
     logger.info(
         "%s model %s answered in %.1f s (%s tokens, finish: %s)",
-        endpoint.backend, endpoint.model, seconds, usage.completion_tokens if usage else "?", choice.finish_reason,
+        endpoint.backend,
+        endpoint.model,
+        seconds,
+        usage.completion_tokens if usage else "?",
+        choice.finish_reason,
     )
     return ChatReply(
         text=redact(choice.message.content or "", endpoint.api_key),
@@ -307,7 +341,11 @@ def stream_chat(
     client = openai_client(endpoint, settings)
     try:
         stream = client.chat.completions.create(
-            model=endpoint.model, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True,
+            model=endpoint.model,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
             **_sampling_extras(endpoint),
         )
         for chunk in stream:

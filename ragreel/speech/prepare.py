@@ -103,7 +103,7 @@ def _split_hard(clause: str, max_chars: int) -> list[str]:
                 else:
                     pieces.append(chunk)
         return [p for p in pieces if p]
-    return [clause[i:i + max_chars] for i in range(0, len(clause), max_chars)]
+    return [clause[i : i + max_chars] for i in range(0, len(clause), max_chars)]
 
 
 # --- script runs ---------------------------------------------------------------------------------
@@ -193,12 +193,38 @@ def _unify_width(text: str) -> str:
 
 # --- English: numbers, units, abbreviations -------------------------------------------------------
 
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 _TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 _ORDINAL_IRREGULAR = {
-    "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-    "nine": "ninth", "twelve": "twelfth",
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
 }
 
 
@@ -257,24 +283,47 @@ def en_year(n: int) -> str:
 
 
 _EN_UNITS = {
-    "%": ("percent", "percent"), "percent": ("percent", "percent"),
-    "°C": ("degree Celsius", "degrees Celsius"), "°F": ("degree Fahrenheit", "degrees Fahrenheit"),
-    "℃": ("degree Celsius", "degrees Celsius"), "°": ("degree", "degrees"),
-    "km/h": ("kilometer per hour", "kilometers per hour"), "mph": ("mile per hour", "miles per hour"),
-    "km": ("kilometer", "kilometers"), "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"),
-    "m": ("meter", "meters"), "kg": ("kilogram", "kilograms"), "mg": ("milligram", "milligrams"),
-    "g": ("gram", "grams"), "ml": ("milliliter", "milliliters"), "mL": ("milliliter", "milliliters"),
-    "L": ("liter", "liters"), "TB": ("terabyte", "terabytes"), "GB": ("gigabyte", "gigabytes"),
-    "MB": ("megabyte", "megabytes"), "KB": ("kilobyte", "kilobytes"), "kB": ("kilobyte", "kilobytes"),
-    "GHz": ("gigahertz", "gigahertz"), "MHz": ("megahertz", "megahertz"), "kHz": ("kilohertz", "kilohertz"),
-    "Hz": ("hertz", "hertz"), "kW": ("kilowatt", "kilowatts"), "W": ("watt", "watts"),
-    "ms": ("millisecond", "milliseconds"), "min": ("minute", "minutes"), "h": ("hour", "hours"),
-    "hrs": ("hour", "hours"), "s": ("second", "seconds"),
+    "%": ("percent", "percent"),
+    "percent": ("percent", "percent"),
+    "°C": ("degree Celsius", "degrees Celsius"),
+    "°F": ("degree Fahrenheit", "degrees Fahrenheit"),
+    "℃": ("degree Celsius", "degrees Celsius"),
+    "°": ("degree", "degrees"),
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "mph": ("mile per hour", "miles per hour"),
+    "km": ("kilometer", "kilometers"),
+    "cm": ("centimeter", "centimeters"),
+    "mm": ("millimeter", "millimeters"),
+    "m": ("meter", "meters"),
+    "kg": ("kilogram", "kilograms"),
+    "mg": ("milligram", "milligrams"),
+    "g": ("gram", "grams"),
+    "ml": ("milliliter", "milliliters"),
+    "mL": ("milliliter", "milliliters"),
+    "L": ("liter", "liters"),
+    "TB": ("terabyte", "terabytes"),
+    "GB": ("gigabyte", "gigabytes"),
+    "MB": ("megabyte", "megabytes"),
+    "KB": ("kilobyte", "kilobytes"),
+    "kB": ("kilobyte", "kilobytes"),
+    "GHz": ("gigahertz", "gigahertz"),
+    "MHz": ("megahertz", "megahertz"),
+    "kHz": ("kilohertz", "kilohertz"),
+    "Hz": ("hertz", "hertz"),
+    "kW": ("kilowatt", "kilowatts"),
+    "W": ("watt", "watts"),
+    "ms": ("millisecond", "milliseconds"),
+    "min": ("minute", "minutes"),
+    "h": ("hour", "hours"),
+    "hrs": ("hour", "hours"),
+    "s": ("second", "seconds"),
 }
 _CURRENCIES = {
-    "$": ("dollar", "dollars", "cent", "cents"), "US$": ("dollar", "dollars", "cent", "cents"),
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "US$": ("dollar", "dollars", "cent", "cents"),
     "NT$": ("New Taiwan dollar", "New Taiwan dollars", "cent", "cents"),
-    "€": ("euro", "euros", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
     "¥": ("yen", "yen", "sen", "sen"),
 }
 _UNIT_PATTERN = "|".join(re.escape(u) for u in sorted(_EN_UNITS, key=len, reverse=True))
@@ -317,8 +366,30 @@ _EN_SYMBOLS = [
     (re.compile(r"#(?=\d)"), "number "),
 ]
 # Acronyms said as words; other all-capital words of two to four letters are spelled out.
-_SAID_AS_WORDS = {"NASA", "NATO", "RAM", "ROM", "GIF", "JPEG", "PIN", "SIM", "LAN", "WAN", "RAG", "OK", "UNESCO",
-                  "COVID", "LIDAR", "RADAR", "LASER", "SCUBA", "ASAP", "AIDS", "FAQ", "PDF"}
+_SAID_AS_WORDS = {
+    "NASA",
+    "NATO",
+    "RAM",
+    "ROM",
+    "GIF",
+    "JPEG",
+    "PIN",
+    "SIM",
+    "LAN",
+    "WAN",
+    "RAG",
+    "OK",
+    "UNESCO",
+    "COVID",
+    "LIDAR",
+    "RADAR",
+    "LASER",
+    "SCUBA",
+    "ASAP",
+    "AIDS",
+    "FAQ",
+    "PDF",
+}
 _NUMBER_LETTER = re.compile(r"(?<![\w.])(\d{1,3})([A-Z])\b")  # 5G, 4K
 _ACRONYM = re.compile(r"\b([A-Z]{2,4})(s?)\b")
 
@@ -343,8 +414,15 @@ def _en_number(match: re.Match[str]) -> str:
         else:
             words = f"{en_cardinal(integer)}{_en_fraction(frac)} {one if integer == 1 and not frac else many}"
         return sign + words + (f" {unit}" if unit else "")
-    if (not frac and not unit and not scale and not sign and "," not in match["int"]
-            and len(match["int"]) == 4 and 1100 <= integer <= 2099):
+    if (
+        not frac
+        and not unit
+        and not scale
+        and not sign
+        and "," not in match["int"]
+        and len(match["int"]) == 4
+        and 1100 <= integer <= 2099
+    ):
         words = en_year(integer)
     else:
         words = en_cardinal(integer) + _en_fraction(frac)
@@ -385,10 +463,29 @@ def normalize_en(text: str) -> str:
 # --- Chinese: numbers, units, symbols ------------------------------------------------------------
 
 _ZH_UNITS = {
-    "km/h": "公里每小時", "km": "公里", "cm": "公分", "mm": "毫米", "m": "公尺", "kg": "公斤", "mg": "毫克",
-    "g": "公克", "ml": "毫升", "mL": "毫升", "L": "公升", "TB": "TB", "GB": "GB", "MB": "MB",
-    "GHz": "GHz", "MHz": "MHz", "Hz": "赫茲", "kW": "千瓦", "W": "瓦", "ms": "毫秒", "min": "分鐘",
-    "h": "小時", "s": "秒",
+    "km/h": "公里每小時",
+    "km": "公里",
+    "cm": "公分",
+    "mm": "毫米",
+    "m": "公尺",
+    "kg": "公斤",
+    "mg": "毫克",
+    "g": "公克",
+    "ml": "毫升",
+    "mL": "毫升",
+    "L": "公升",
+    "TB": "TB",
+    "GB": "GB",
+    "MB": "MB",
+    "GHz": "GHz",
+    "MHz": "MHz",
+    "Hz": "赫茲",
+    "kW": "千瓦",
+    "W": "瓦",
+    "ms": "毫秒",
+    "min": "分鐘",
+    "h": "小時",
+    "s": "秒",
 }
 _ZH_UNIT_PATTERN = "|".join(re.escape(u) for u in sorted(_ZH_UNITS, key=len, reverse=True))
 _ZH_NUMBER_UNIT = re.compile(rf"(\d+(?:\.\d+)?)\s?({_ZH_UNIT_PATTERN})(?![A-Za-z])")
@@ -474,6 +571,4 @@ def normalize_zh(text: str) -> str:
     text = _zh_symbols(_zh_units(text))
     text = _ZH_YEAR.sub(lambda m: "".join(_ZH_DIGITS[int(d)] for d in m[1]) + "年", text)
     text = _ZH_DIGIT_STRING.sub(lambda m: "".join(_ZH_DIGITS[int(d)] for d in m[0]), text)
-    return _ZH_NUMBER.sub(
-        lambda m: ("負" if m[1] else "") + zh_number(m[2] + (m[3] or "")), text
-    )
+    return _ZH_NUMBER.sub(lambda m: ("負" if m[1] else "") + zh_number(m[2] + (m[3] or "")), text)

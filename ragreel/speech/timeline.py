@@ -55,7 +55,9 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     return np.asarray(out, dtype=np.float32)
 
 
-def trim_silence(samples: np.ndarray, rate: int, threshold_db: float = -40.0, margin_s: float = 0.02) -> np.ndarray:
+def trim_silence(
+    samples: np.ndarray, rate: int, threshold_db: float = -40.0, margin_s: float = 0.02
+) -> np.ndarray:
     """Cut leading and trailing silence: 10 ms frames quieter than ``threshold_db`` below the clip's peak.
 
     ``margin_s`` of the silence is kept on each side so that soft onsets and releases survive.

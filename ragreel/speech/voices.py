@@ -56,11 +56,13 @@ def _load(choice: VoiceChoice, language: str, settings: Settings) -> Voice:
         from ragreel.speech.bark import BarkVoice, bark_available, bark_device
 
         if not settings.bark_model:
-            raise DependencyMissing("Bark was chosen but no weights are configured", stage="speak",
-                                    hint=bark_how_to())
+            raise DependencyMissing(
+                "Bark was chosen but no weights are configured", stage="speak", hint=bark_how_to()
+            )
         if not bark_available(settings.bark_model):  # said before torch is imported
-            raise DependencyMissing(f"Bark weights not found at {settings.bark_model!r}", stage="speak",
-                                    hint=bark_how_to())
+            raise DependencyMissing(
+                f"Bark weights not found at {settings.bark_model!r}", stage="speak", hint=bark_how_to()
+            )
         # A preset variant applies to this language only, so it is part of what was loaded.
         key = ("bark", settings.bark_model, bark_device(), choice.variant and (choice.variant, language))
         factory = lambda: BarkVoice(settings.bark_model, choice.variant, language)  # noqa: E731
@@ -76,7 +78,8 @@ def _load(choice: VoiceChoice, language: str, settings: Settings) -> Voice:
             log.info("voice %s ready in %.2f s", voice.name, time.perf_counter() - started)
     if language not in voice.languages:
         raise PermanentError(
-            f"voice {voice.name} cannot speak {language!r}", stage="speak",
+            f"voice {voice.name} cannot speak {language!r}",
+            stage="speak",
             hint=f"choose another voice for {language}, e.g. RAGREEL_VOICE_{language.upper()}=auto",
         )
     return voice
@@ -92,8 +95,11 @@ def _auto_candidates(language: str, settings: Settings) -> list[VoiceChoice]:
     elif not _bark_hint_logged:
         _bark_hint_logged = True
         if settings.bark_model:
-            log.warning("Bark weights not found at %r; using the offline voices. To enable Bark: %s",
-                        settings.bark_model, bark_how_to())
+            log.warning(
+                "Bark weights not found at %r; using the offline voices. To enable Bark: %s",
+                settings.bark_model,
+                bark_how_to(),
+            )
         else:
             log.info("Bark is not configured; using the offline voices. To enable Bark: %s", bark_how_to())
     candidates.append(VoiceChoice("piper") if language == "en" else VoiceChoice("kokoro"))
@@ -116,6 +122,7 @@ def resolve_voice(language: str, choice: str | None = None, settings: Settings |
             failures.append(f"{candidate}: {exc}")
             log.warning("voice %s failed to load for %s (%s); trying the next one", candidate, language, exc)
     raise DependencyMissing(
-        f"no voice could be loaded for {language}: " + "; ".join(failures), stage="speak",
+        f"no voice could be loaded for {language}: " + "; ".join(failures),
+        stage="speak",
         hint="pip install espeakng-loader (the last fallback) or see the errors above",
     )
