@@ -1,12 +1,16 @@
-"""Retrieval quality on a bilingual evaluation set: hit@1, hit@3 and MRR per language.
+"""Retrieval quality on a bilingual evaluation set: hit@1, hit@3 and MRR per language and mode.
 
-    python -m bench.retrieval_eval            # or: make eval
+    python -m bench.retrieval_eval                    # or: make eval (the default model and MiniLM)
+    python -m bench.retrieval_eval --models multilingual-e5-small --show-misses
+    python -m bench.retrieval_eval --json             # the figures as JSON
 
-Ingests ``bench/eval/docs`` (public-domain and permissively licensed documents, see
+For each embedding model (in a process of its own, so its peak memory is its own), ingests
+``bench/eval/docs`` (public-domain and permissively licensed documents, see
 ``bench/eval/SOURCES.md``) into a temporary knowledge base and asks every question in
-``bench/eval/questions.jsonl``. Hybrid retrieval is compared with vector-only and
-full-text-only search measured in the same run. A hit is a passage from the document that
-answers the question.
+``bench/eval/questions.jsonl`` in every search mode: hybrid (what ragreel uses), vector-only and
+full-text-only, measured in the same run. A hit is a passage from the document that answers the
+question. Questions phrased without the document's words (paraphrases, colloquial, cross-lingual)
+are also scored on their own.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +28,13 @@ from pathlib import Path
 
 EVAL_DIR = Path(__file__).resolve().parent / "eval"
 MODES = ("hybrid", "vector", "fts")
+DEFAULT_MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
 DEPTH = 10
+
+
+def load_questions() -> list[dict]:
+    lines = (EVAL_DIR / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def first_hit_rank(sources: list[str], answer: str) -> int | None:
@@ -32,7 +44,18 @@ def first_hit_rank(sources: list[str], answer: str) -> int | None:
     return None
 
 
+def scores(ranks: list[int | None]) -> dict[str, float]:
+    n = len(ranks)
+    return {
+        "n": n,
+        "hit@1": sum(1 for r in ranks if r == 1) / n,
+        "hit@3": sum(1 for r in ranks if r and r <= 3) / n,
+        "mrr": sum(1 / r for r in ranks if r) / n,
+    }
+
+
 def evaluate(questions: list[dict], mode: str) -> tuple[dict[str, dict[str, float]], list[dict]]:
+    """Scores per group ("en", "zh", "en reworded", ...) and the questions not found at rank 1."""
     from tasks.retrieve import retrieve_passages
 
     ranks: dict[str, list[int | None]] = defaultdict(list)
@@ -41,18 +64,62 @@ def evaluate(questions: list[dict], mode: str) -> tuple[dict[str, dict[str, floa
         passages = retrieve_passages(item["question"], top_k=DEPTH, mode=mode)
         rank = first_hit_rank([p.source for p in passages], item["answer_source"])
         ranks[item["language"]].append(rank)
+        if item.get("kind", "literal") != "literal":
+            ranks[f"{item['language']} reworded"].append(rank)
         if rank != 1:
             misses.append({**item, "rank": rank, "top": passages[0].source if passages else None})
-    metrics = {}
-    for language, values in sorted(ranks.items()):
-        n = len(values)
-        metrics[language] = {
-            "n": n,
-            "hit@1": sum(1 for r in values if r == 1) / n,
-            "hit@3": sum(1 for r in values if r and r <= 3) / n,
-            "mrr": sum(1 / r for r in values if r) / n,
+    return {group: scores(values) for group, values in sorted(ranks.items())}, misses
+
+
+def run_one(model: str, weights: list[float]) -> dict:
+    """Ingest and evaluate with one model in this process; ``weights`` are extra hybrid vector weights."""
+    questions = load_questions()
+    with tempfile.TemporaryDirectory(prefix="ragreel-eval-") as home:
+        os.environ["RAGREEL_HOME"] = home
+        os.environ["RAGREEL_EMBEDDING_MODEL"] = model
+        from flows.ingest import ingest_knowledge_base
+
+        report = ingest_knowledge_base([str(EVAL_DIR / "docs")])
+        result = {
+            "model": model,
+            "documents": report.documents,
+            "chunks": report.chunks,
+            "embedded": report.embedded,
+            "embed_seconds": report.embed_seconds,
+            "chunks_per_second": round(report.chunks_per_second, 2),
+            "modes": {},
+            "misses": {},
         }
-    return metrics, misses
+        for mode in MODES:
+            started = time.perf_counter()
+            metrics, misses = evaluate(questions, mode)
+            result["modes"][mode] = metrics
+            result["misses"][mode] = misses
+            result[f"{mode}_ms_per_question"] = round(
+                1000 * (time.perf_counter() - started) / len(questions), 1
+            )
+        for weight in weights:  # the fusion's vector weight, tuned on the same knowledge base
+            os.environ["RAGREEL_HYBRID_VECTOR_WEIGHT"] = str(weight)
+            result["modes"][f"hybrid@{weight}"], _ = evaluate(questions, "hybrid")
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return result
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"\n{'model':<24} {'mode':<11} {'group':<12} {'n':>3} {'hit@1':>6} {'hit@3':>6} {'MRR':>6}")
+    for result in results:
+        for mode in result["modes"]:
+            for group, m in result["modes"][mode].items():
+                print(
+                    f"{result['model']:<24} {mode:<11} {group:<12} {m['n']:>3} "
+                    f"{m['hit@1']:>6.3f} {m['hit@3']:>6.3f} {m['mrr']:>6.3f}"
+                )
+    print(f"\n{'model':<24} {'chunks':>6} {'chunks/s':>9} {'hybrid ms/q':>12} {'peak RSS MB':>12}")
+    for r in results:
+        print(
+            f"{r['model']:<24} {r['chunks']:>6} {r['chunks_per_second']:>9.1f} "
+            f"{r['hybrid_ms_per_question']:>12.1f} {r['peak_rss_mb']:>12}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,46 +128,53 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--show-misses", action="store_true", help="list questions not answered at rank 1")
+    parser.add_argument(
+        "--models", nargs="+", default=list(DEFAULT_MODELS), help="embedding models to compare"
+    )
+    parser.add_argument(
+        "--show-misses", action="store_true", help="list hybrid questions not found at rank 1"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--weights", nargs="*", type=float, default=[], help="also score hybrid at these vector weights"
+    )
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: evaluate one model in this process
     args = parser.parse_args(argv)
-    questions = [
-        json.loads(line) for line in (EVAL_DIR / "questions.jsonl").read_text().splitlines() if line.strip()
-    ]
-    with tempfile.TemporaryDirectory(prefix="ragreel-eval-") as home:
-        os.environ["RAGREEL_HOME"] = home
-        from flows.ingest import ingest_knowledge_base
-
-        report = ingest_knowledge_base([str(EVAL_DIR / "docs")])
-        print(
-            f"\nIngested {report.documents} documents, {report.chunks} chunks: "
-            f"{report.embedded} chunks embedded in {report.embed_seconds:.1f}s "
-            f"({report.chunks_per_second:.1f} chunks/s), whole ingest {report.seconds:.1f}s"
+    if args.one:
+        print(json.dumps(run_one(args.one, args.weights), ensure_ascii=False))
+        return 0
+    results = []
+    for model in args.models:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.retrieval_eval",
+                "--one",
+                model,
+                "--weights",
+                *map(str, args.weights),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"},
         )
-        results = {}
-        for mode in MODES:
-            started = time.perf_counter()
-            results[mode] = evaluate(questions, mode)
-            results[mode][0]["_seconds"] = time.perf_counter() - started
-    print(f"\n{'mode':<8} {'lang':<5} {'n':>3} {'hit@1':>7} {'hit@3':>7} {'MRR':>7}")
-    for mode in MODES:
-        metrics, _ = results[mode]
-        for language, m in metrics.items():
-            if language.startswith("_"):
-                continue
-            print(
-                f"{mode:<8} {language:<5} {m['n']:>3} {m['hit@1']:>7.3f} {m['hit@3']:>7.3f} {m['mrr']:>7.3f}"
-            )
-    hybrid, vector = results["hybrid"][0], results["vector"][0]
-    for language in (k for k in hybrid if not k.startswith("_")):
-        ratio = hybrid[language]["mrr"] / vector[language]["mrr"] if vector[language]["mrr"] else float("inf")
-        print(f"hybrid / vector-only MRR ({language}): {ratio:.2f}x")
+        if done.returncode != 0:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return 1
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
+    print_table(results)
     if args.show_misses:
-        print("\nNot at rank 1 (hybrid):")
-        for miss in results["hybrid"][1]:
-            print(
-                f"  [{miss['language']}] rank {miss['rank']}: {miss['question']} -> wanted {miss['answer_source']},"
-                f" got {miss['top']}"
-            )
+        for result in results:
+            print(f"\nNot at rank 1, hybrid, {result['model']}:")
+            for miss in result["misses"]["hybrid"]:
+                print(
+                    f"  [{miss['language']}/{miss.get('kind', 'literal')}] rank {miss['rank']}: "
+                    f"{miss['question']} -> wanted {miss['answer_source']}, got {miss['top']}"
+                )
     return 0
 
 

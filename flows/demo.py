@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flows.generate import generate_video
 from flows.ingest import ingest_knowledge_base
+from ragreel.errors import RagreelError
 
 SAMPLE_KB = Path(__file__).resolve().parent.parent / "data" / "kb"
 QUESTIONS = [
@@ -19,9 +20,13 @@ QUESTIONS = [
 
 
 def main() -> int:
-    report = ingest_knowledge_base([str(SAMPLE_KB)])
-    print(f"\nKnowledge base: {report.summary_line()}")
-    results = [generate_video(question) for question in QUESTIONS]
+    try:
+        report = ingest_knowledge_base([str(SAMPLE_KB)])
+        print(f"\nKnowledge base: {report.summary_line()}")
+        results = [generate_video(question) for question in QUESTIONS]
+    except RagreelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print("\nDone. Your videos:")
     for result in results:
         print(

@@ -17,8 +17,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from pydantic import BaseModel, Field
 
-from ragreel.errors import InputError, RagreelError
-from ragreel.kb.embedding import dimension
+from ragreel.errors import InputError, KnowledgeBaseError, RagreelError
+from ragreel.kb.embedding import get_embedder
 from ragreel.kb.store import KnowledgeBase
 from ragreel.settings import get_settings
 from tasks.ingest import FileReport, IngestPlan, ingest_file_task, plan_ingest
@@ -80,12 +80,22 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
 
     stored_meta = kb.stored_meta() or {}
     changed_settings = {k: v for k, v in kb.pipeline_meta().items() if stored_meta.get(k) != v}
+    if "embedding_model" in changed_settings and kb.exists() and not rebuild:
+        # Re-embedding everything can take a long time: do it only when asked, never by accident.
+        raise KnowledgeBaseError(
+            f"the knowledge base at {kb.path} was built with the embedding model "
+            f"{stored_meta.get('embedding_model')!r} ({stored_meta.get('dimension', '?')}-d vectors), "
+            f"but RAGREEL_EMBEDDING_MODEL is {settings.embedding_model!r}",
+            stage="ingest",
+            hint="rebuild it with that model: python -m flows.ingest PATH --rebuild "
+            "(or set RAGREEL_EMBEDDING_MODEL back)",
+        )
     if rebuild or not kb.exists() or changed_settings:
         why = (
             "asked to" if rebuild else ("new" if not kb.exists() else f"settings changed: {changed_settings}")
         )
         logger.info("Creating the knowledge base at %s (%s)", kb.path, why)
-        kb.create(dimension(settings.embedding_model))
+        kb.create(get_embedder(settings.embedding_model).dimension)
         report.rebuilt = True
 
     stored = kb.documents()

@@ -34,6 +34,11 @@ class TransientError(RagreelError):
     """A fault that may pass (timeouts, 429, 5xx, dropped connections): worth retrying."""
 
 
+class ServerTimeout(TransientError):
+    """A server did not answer in time, through every retry of its client: running the stage again
+    would wait as long once more, so the stage is not retried (the total wait stays bounded)."""
+
+
 class InputError(PermanentError):
     """The caller's input is unusable (empty or oversized question, malformed file)."""
 
@@ -49,5 +54,5 @@ class DependencyMissing(PermanentError):
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Retry condition for Prefect tasks: everything except permanent errors."""
-    return not isinstance(exc, PermanentError)
+    """Retry condition for Prefect tasks: everything except permanent errors and exhausted timeouts."""
+    return not isinstance(exc, PermanentError | ServerTimeout)

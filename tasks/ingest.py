@@ -17,7 +17,7 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from ragreel.kb.chunking import chunk_document
-from ragreel.kb.embedding import embed, get_model
+from ragreel.kb.embedding import get_embedder
 from ragreel.kb.loaders import UnreadableFile, is_supported, load_document
 from ragreel.kb.store import KnowledgeBase, search_form
 from ragreel.settings import Settings, get_settings
@@ -109,14 +109,13 @@ def ingest_file(
         return FileReport(root=root, source=source, status="skipped", reason=f"cannot read ({exc.strerror})")
     chunks = chunk_document(document, settings)
     digest = file_hash(data)
-    get_model(settings.embedding_model)  # loading once per process is not embedding work
+    embedder = get_embedder(settings.embedding_model)  # loading once per process is not embedding work
     started = time.perf_counter()
-    vectors = embed(
+    vectors = embedder.documents(
         [
             f"{document.title}. {c.heading}. {c.text}" if c.heading else f"{document.title}. {c.text}"
             for c in chunks
         ],
-        settings.embedding_model,
         settings.embed_batch_size,
     )
     doc_id = hashlib.sha1(f"{root}\0{source}".encode()).hexdigest()[:12]

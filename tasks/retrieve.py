@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from ragreel.errors import InputError, RagreelError
-from ragreel.kb.embedding import embed, vocabulary_coverage
+from ragreel.kb.embedding import get_embedder
 from ragreel.kb.store import KnowledgeBase, SearchMode
 from ragreel.schemas import MAX_TOP_K, Passage, check_question
 from ragreel.settings import Settings, get_settings
@@ -34,9 +34,10 @@ def retrieve_passages(
         raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k}", stage="retrieve")
     kb = KnowledgeBase(settings)
     kb.table()  # a missing knowledge base fails before the embedding model loads
-    [vector] = embed([question], settings.embedding_model)
+    embedder = get_embedder(settings.embedding_model)
+    [vector] = embedder.queries([question])
     # An English-only model turns most of a Chinese question into [UNK]: trust its vector less.
-    vector_weight = 0.5 * vocabulary_coverage(question, settings.embedding_model)
+    vector_weight = settings.hybrid_vector_weight * embedder.vocabulary_coverage(question)
     passages = kb.search(question, vector, top_k, mode, vector_weight)
     log.info(
         "Retrieved %d passages for %r: %s",
@@ -52,7 +53,14 @@ def retrieve_cache_key(settings: Settings, parameters: dict) -> str:
         version = knowledge_base_version(settings)
     except RagreelError:
         version = "missing"  # the task itself fails with the reason: a key is no place to raise
-    return "|".join([code_version("tasks.retrieve", "ragreel.kb"), version, settings.embedding_model])
+    return "|".join(
+        [
+            code_version("tasks.retrieve", "ragreel.kb"),
+            version,
+            settings.embedding_model,
+            str(settings.hybrid_vector_weight),
+        ]
+    )
 
 
 @stage_task(

@@ -7,7 +7,8 @@ and the next requests get them in order, one each.
 Faults: ``"429"``, ``"500"``, ``"503"``, ``"timeout"`` (sleeps longer than the client waits),
 ``"drop"`` (closes the connection without a response), ``"401"`` (echoes the presented key in the
 message, as real servers partly do), ``"404"`` (unknown model), ``"400-context"`` (prompt longer
-than the model's context), ``"429-quota"`` (out of quota: retrying cannot help).
+than the model's context), ``"429-quota"`` (out of quota: retrying cannot help), ``"html"`` (a 200
+with a proxy's HTML page instead of JSON).
 """
 
 from __future__ import annotations
@@ -161,6 +162,14 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             if fault == "timeout":
                 time.sleep(stub.timeout_sleep_s)
                 self.close_connection = True
+                return
+            if fault == "html":
+                page = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
                 return
             if fault == "401" or not self._authorised():
                 self._reject_key()

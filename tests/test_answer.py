@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 
 import opencc
 import pytest
@@ -303,6 +304,27 @@ def test_permanent_faults_fail_at_once(stub, settings, fault, expected):
     message = str(caught.value)
     assert message.startswith("[generate]") and stub.url in message
     assert re.search(expected, message, re.DOTALL)
+
+
+def test_a_hung_server_fails_after_the_client_retries_and_is_not_retried_by_the_stage(stub, settings):
+    stub.timeout_sleep_s = 2.0  # longer than the client's 1 s timeout
+    stub.fail_next("timeout", "timeout", "timeout", "timeout")
+    started = time.monotonic()
+    with pytest.raises(TransientError) as caught:
+        answer_question("How hot for oolong?", make_passages(TEA_EN, "en"), settings=settings)
+    # One try and llm_max_retries=2 retries, each waiting RAGREEL_LLM_TIMEOUT_S: bounded, and final.
+    assert len(stub.chat_requests()) == 3
+    assert time.monotonic() - started < 3 * (1.0 + 1.5)
+    assert not is_retryable(caught.value) and "RAGREEL_LLM_TIMEOUT_S" in str(caught.value)
+
+
+def test_a_reply_that_is_not_the_openai_format_is_a_clear_permanent_error(stub, settings):
+    stub.fail_next("html")
+    with pytest.raises(PermanentError) as caught:
+        answer_question("How hot for oolong?", make_passages(TEA_EN, "en"), settings=settings)
+    assert len(stub.chat_requests()) == 1
+    message = str(caught.value)
+    assert stub.url in message and "OpenAI format" in message and "OPENAI_BASE_URL" in message
 
 
 def test_out_of_quota_is_permanent(stub, settings):

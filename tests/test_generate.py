@@ -133,3 +133,19 @@ def test_a_rejected_api_key_fails_at_once_without_retries(stub_llm, monkeypatch,
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: [generate]") and "sk-wrong-key-123" not in last
     assert len(stub_llm.chat_requests()) == 1  # a permanent error is not retried
+
+
+@pytest.mark.parametrize(
+    "question", ["What does {} mean in oolong {name} brewing?", "烏龍茶 {0} 要泡幾分鐘？%s \\n"]
+)
+def test_braces_and_format_marks_in_a_question_are_just_text(stub_llm, tmp_path, question):
+    result, flow_run_id = run(question, output_dir=str(tmp_path / "braces"), video=False)
+    assert result.question == question.strip() and result.answer
+    with get_client(sync_client=True) as client:
+        names = [
+            r.name
+            for r in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        ]
+    assert any(question[:10] in name for name in names), names

@@ -70,3 +70,39 @@ def test_status_and_missing_paths(ragreel_home, sample_kb_copy, capsys):
     assert main(["--status"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["documents"] == 6 and status["version"] == report["version"]
+
+
+def test_a_knowledge_base_built_with_another_model_is_refused_until_rebuilt(
+    ragreel_home, sample_kb_copy, monkeypatch, capsys
+):
+    from ragreel.errors import KnowledgeBaseError
+
+    monkeypatch.setenv("RAGREEL_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+    assert main([str(sample_kb_copy / "typhoons.md")]) == 0
+    capsys.readouterr()
+    meta = json.loads((ragreel_home / "kb" / "kb.json").read_text())
+    assert (meta["embedding_model"], meta["dimension"]) == ("all-MiniLM-L6-v2", 384)
+
+    monkeypatch.setenv("RAGREEL_EMBEDDING_MODEL", "multilingual-e5-small")
+    # Ingesting more with the other model would mix vectors of two models: refused, with the fix.
+    assert main([str(sample_kb_copy)]) == 2
+    error = capsys.readouterr().err
+    assert "all-MiniLM-L6-v2" in error and "multilingual-e5-small" in error and "--rebuild" in error
+    with pytest.raises(KnowledgeBaseError, match="--rebuild"):
+        retrieve_passages("typhoon day off")
+    assert KnowledgeBase(get_settings()).stored_meta()["embedding_model"] == "all-MiniLM-L6-v2"  # untouched
+
+    assert main([str(sample_kb_copy / "typhoons.md"), "--rebuild"]) == 0
+    assert (
+        json.loads((ragreel_home / "kb" / "kb.json").read_text())["embedding_model"]
+        == "multilingual-e5-small"
+    )
+    assert retrieve_passages("typhoon day off", top_k=1)[0].source == "typhoons.md"
+
+
+def test_a_file_name_with_braces_is_ingested_like_any_other(ragreel_home, sample_kb_copy):
+    (sample_kb_copy / "b {name} {}.md").write_text("# Braces\n\nCurly braces in a file name are just text.\n")
+    (sample_kb_copy / "zz-after.md").write_text("# After\n\nThe file after it is ingested too.\n")
+    report = ingest_knowledge_base([str(sample_kb_copy)])
+    statuses = {f.source: f.status for f in report.files}
+    assert statuses["b {name} {}.md"] == "added" and statuses["zz-after.md"] == "added"

@@ -64,9 +64,9 @@ def test_cli_reports_errors_with_exit_code(ragreel_home, capsys):
 
 
 def test_vector_side_is_trusted_by_how_much_of_the_question_the_model_reads():
-    from ragreel.kb.embedding import vocabulary_coverage
+    from ragreel.kb.embedding import get_embedder
 
-    assert (
-        vocabulary_coverage("What water temperature should I use for oolong tea?", "all-MiniLM-L6-v2") == 1.0
-    )
-    assert vocabulary_coverage("高山烏龍茶要種在多高的地方？", "all-MiniLM-L6-v2") < 0.6
+    minilm = get_embedder("all-MiniLM-L6-v2")
+
+    assert minilm.vocabulary_coverage("What water temperature should I use for oolong tea?") == 1.0
+    assert minilm.vocabulary_coverage("高山烏龍茶要種在多高的地方？") < 0.6

