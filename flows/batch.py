@@ -32,7 +32,9 @@ from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
 from flows.generate import generate_video
+from ragreel.cli import run_command
 from ragreel.errors import RagreelError
+from ragreel.prefect_server import temporary_prefect_server
 from ragreel.schemas import VideoResult
 from ragreel.settings import get_settings
 from tasks.batch import BatchRow, RowProblem, read_spreadsheet, safe_names, write_manifest
@@ -152,8 +154,8 @@ def _skipped_entry(problem_rows: dict[int, list[RowProblem]], number: int) -> di
     problems = problem_rows[number]
     return {
         "row": number,
-        "id": "",
-        "question": "",
+        "id": problems[0].id,
+        "question": problems[0].question,
         "status": "skipped",
         "error": "; ".join(f"{p.column}: {p.message}" for p in problems),
     }
@@ -194,16 +196,20 @@ def batch_videos(
     fan_out: bool = False,
     deployment: str = GENERATE_DEPLOYMENT,
     concurrency: int | None = None,
+    sheet_name: str | None = None,
 ) -> BatchSummary:
     """Turn every good row of ``spreadsheet`` (CSV or .xlsx) into a video and write a manifest.
 
     ``fan_out`` runs rows as runs of ``deployment`` (workers on several hosts share them)
-    instead of subflows here; ``concurrency`` rows run at once (default RAGREEL_BATCH_CONCURRENCY).
+    instead of subflows here; ``concurrency`` rows run at once (default RAGREEL_BATCH_CONCURRENCY);
+    ``sheet_name`` picks a sheet of a workbook (default: the first).
     """
     logger = get_run_logger()
     started = time.perf_counter()
     settings = get_settings()
-    sheet = read_spreadsheet(spreadsheet, settings)
+    sheet = read_spreadsheet(spreadsheet, settings, sheet=sheet_name)
+    for note in sheet.notes:
+        logger.warning(note)
     folder = settings.batches_dir / f"{Path(spreadsheet).stem}-{sheet.content_hash}"
     names = safe_names(sheet.rows)
     for problem in sheet.problems:
@@ -307,20 +313,29 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run rows as runs of the {GENERATE_DEPLOYMENT} deployment (needs workers)",
     )
     parser.add_argument("--concurrency", type=int, help="rows at once (default RAGREEL_BATCH_CONCURRENCY)")
+    parser.add_argument("--sheet", help="which sheet of an .xlsx workbook to read (default: the first)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON, nothing else")
     args = parser.parse_args(argv)
-    state = batch_videos(
-        args.spreadsheet,
-        video=not args.no_video,
-        fan_out=args.fan_out,
-        concurrency=args.concurrency,
-        return_state=True,
-    )
+    return run_command(lambda: _batch(args), "batch")
+
+
+def _batch(args: argparse.Namespace) -> int:
+    # A file that cannot be read is refused before a flow (and a temporary Prefect server) starts.
+    sheet = read_spreadsheet(args.spreadsheet, sheet=args.sheet)
+    for note in sheet.notes:
+        print(f"note: {note}", file=sys.stderr)
+    with temporary_prefect_server():
+        state = batch_videos(
+            args.spreadsheet,
+            video=not args.no_video,
+            fan_out=args.fan_out,
+            concurrency=args.concurrency,
+            sheet_name=args.sheet,
+            return_state=True,
+        )
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, BatchSummary):
-        reason = summary if isinstance(summary, BaseException) else state.message
-        print(f"error: {reason}", file=sys.stderr)
-        return 2
+        raise summary if isinstance(summary, BaseException) else RuntimeError(state.message)
     if args.json:
         print(json.dumps(summary.model_dump(), ensure_ascii=False, indent=2))
     else:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from flows.generate import generate_video
 from flows.ingest import ingest_knowledge_base
-from ragreel.errors import RagreelError
+from ragreel.cli import run_command
+from ragreel.prefect_server import temporary_prefect_server
 
 SAMPLE_KB = Path(__file__).resolve().parent.parent / "data" / "kb"
 QUESTIONS = [
@@ -20,13 +21,14 @@ QUESTIONS = [
 
 
 def main() -> int:
-    try:
+    return run_command(_demo, "demo")
+
+
+def _demo() -> int:
+    with temporary_prefect_server():
         report = ingest_knowledge_base([str(SAMPLE_KB)])
         print(f"\nKnowledge base: {report.summary_line()}")
         results = [generate_video(question) for question in QUESTIONS]
-    except RagreelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     print("\nDone. Your videos:")
     for result in results:
         print(

@@ -24,8 +24,10 @@ from urllib.parse import quote
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from ragreel.errors import RagreelError
+from ragreel.cli import run_command
 from ragreel.files import write_text_atomic
+from ragreel.kb.store import KnowledgeBase
+from ragreel.prefect_server import temporary_prefect_server
 from ragreel.schemas import (
     ASPECTS,
     LANGUAGES,
@@ -38,7 +40,6 @@ from ragreel.schemas import (
     VideoResult,
 )
 from ragreel.settings import Settings, get_settings
-from ragreel.text import detect_language
 from tasks.answer import generate_stage
 from tasks.render import render_stage
 from tasks.retrieve import retrieve_stage
@@ -87,13 +88,13 @@ def generate_video(
         title=title,
     )
     question = request.question
-    language = request.language or detect_language(question)
+    language = request.answer_language()
     aspect = request.aspect or settings.aspect
     folder = Path(output_dir) if output_dir else output_folder(question, language, settings)
-    folder.mkdir(parents=True, exist_ok=True)
 
     with StageRun(STAGES if video else STAGES[:2], settings) as run:
         passages = retrieve_stage(question, request.top_k or settings.top_k)
+        folder.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         _passages_artifact(question, passages)
 
         answer = generate_stage(question, passages, language)
@@ -265,36 +266,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the result object as JSON, nothing else")
     args = parser.parse_args(argv)
-    try:
+
+    def generate() -> int:
         # Input that can be checked is refused before a flow (and a temporary Prefect server) starts.
+        settings = get_settings()
         VideoRequest.checked(
-            get_settings().max_question_chars,
+            settings.max_question_chars,
             question=args.question,
             language=args.language,
             top_k=args.top_k,
             voice=args.voice,
             aspect=args.aspect,
-        )
-        result = generate_video(
-            args.question,
-            language=args.language,
-            top_k=args.top_k,
-            voice=args.voice,
-            aspect=args.aspect,
-            output_dir=args.output_dir,
-            video=not args.no_video,
-        )
-    except RagreelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - the CLI's job is a one-line reason, not a traceback
-        print(f"error: [generate-video] {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(result.model_dump_json(indent=2))
-    else:
-        _print_result(result)
-    return 0
+        ).answer_language()
+        KnowledgeBase(settings).table()  # missing, or built with another model: said now
+        with temporary_prefect_server():
+            result = generate_video(
+                args.question,
+                language=args.language,
+                top_k=args.top_k,
+                voice=args.voice,
+                aspect=args.aspect,
+                output_dir=args.output_dir,
+                video=not args.no_video,
+            )
+        if args.json:
+            print(result.model_dump_json(indent=2))
+        else:
+            _print_result(result)
+        return 0
+
+    return run_command(generate, "generate-video")
 
 
 if __name__ == "__main__":

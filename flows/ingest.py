@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from pydantic import BaseModel, Field
 
-from ragreel.errors import InputError, KnowledgeBaseError, RagreelError
+from ragreel.cli import run_command
+from ragreel.errors import InputError, KnowledgeBaseError
 from ragreel.kb.embedding import get_embedder
 from ragreel.kb.store import KnowledgeBase
+from ragreel.prefect_server import temporary_prefect_server
 from ragreel.settings import get_settings
 from tasks.ingest import FileReport, IngestPlan, ingest_file_task, plan_ingest
 
@@ -68,6 +71,19 @@ def _check_paths(paths: list[str]) -> list[Path]:
     return [Path(p) for p in paths]
 
 
+def _check_writable(folder: Path) -> None:
+    """The knowledge base folder, or the nearest folder above it that exists, must be writable."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        raise InputError(
+            f"cannot write the knowledge base at {folder}: {existing} is not writable",
+            stage="ingest",
+            hint="set RAGREEL_HOME to a folder you can write to",
+        )
+
+
 @flow(name="ingest-knowledge-base", log_prints=True)
 def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestReport:
     """Bring the knowledge base in line with the files under ``paths``."""
@@ -76,6 +92,7 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
     settings = get_settings()
     roots = _check_paths(paths)
     kb = KnowledgeBase(settings)
+    _check_writable(kb.path)
     report = IngestReport(roots=[str(r.resolve()) for r in roots])
 
     stored_meta = kb.stored_meta() or {}
@@ -165,13 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", action="store_true", help="show documents, chunks and version, then exit")
     parser.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     args = parser.parse_args(argv)
-    try:
-        if args.status:
-            return print_status()
+    return run_command(lambda: _ingest(args), "ingest")
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    if args.status:
+        return print_status()
+    # What can be checked is refused before a flow (and a temporary Prefect server) starts.
+    _check_paths(args.paths)
+    _check_writable(KnowledgeBase(get_settings()).path)
+    with temporary_prefect_server():
         report = ingest_knowledge_base(args.paths, rebuild=args.rebuild)
-    except RagreelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     if args.json:
         print(report.model_dump_json(indent=2))
     else:

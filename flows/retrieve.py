@@ -15,7 +15,7 @@ import sys
 
 from prefect import flow
 
-from ragreel.errors import RagreelError
+from ragreel.cli import run_command
 from ragreel.schemas import Passage
 from tasks.retrieve import retrieve_passages
 
@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON list for all questions")
     args = parser.parse_args(argv)
-    try:
-        results = [(q, retrieve_passages(q, args.top_k, mode=args.mode)) for q in args.questions]
-    except RagreelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _retrieve(args), "retrieve")
+
+
+def _retrieve(args: argparse.Namespace) -> int:
+    results = [(q, retrieve_passages(q, args.top_k, mode=args.mode)) for q in args.questions]
     if args.json:
         print(
             json.dumps(

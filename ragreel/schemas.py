@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from ragreel.errors import InputError
+from ragreel.text import detect_language, has_kana, strip_control
 
 # --- vocabularies: each defined once, used by settings, CLIs, batch validation, voices, layout ---
 
@@ -67,6 +68,14 @@ def check_question(
     question: Any, max_chars: int = DEFAULT_MAX_QUESTION_CHARS, stage: str = "retrieve"
 ) -> str:
     """The question stripped, or an InputError that says what is wrong with it."""
+    if isinstance(question, str) and any("\ud800" <= ch <= "\udfff" for ch in question):
+        raise InputError(
+            "the question holds bytes that are not valid UTF-8 text",
+            stage=stage,
+            hint="save or type the question as UTF-8",
+        )
+    if isinstance(question, str):
+        question = strip_control(question)
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty", stage=stage, hint="ask a question in words")
     question = question.strip()
@@ -128,6 +137,18 @@ class VideoRequest(BaseModel):
     @classmethod
     def _title(cls, value: Any) -> str | None:
         return " ".join(value.split()) or None if isinstance(value, str) else value
+
+    def answer_language(self) -> Language:
+        """The language asked for, else the question's; Japanese is refused rather than answered in Chinese."""
+        if self.language:
+            return self.language
+        if has_kana(self.question):
+            raise InputError(
+                "the question looks Japanese; ragreel answers in English or Chinese",
+                stage="generate",
+                hint="ask in English or Chinese, or pass --language zh (or en) to answer it anyway",
+            )
+        return detect_language(self.question)
 
     @classmethod
     def checked(cls, max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS, **parameters: Any) -> VideoRequest:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ragreel.errors import InputError
 from ragreel.schemas import DEFAULT_MAX_QUESTION_CHARS, Aspect, TopK, VoiceSpec
 
 
@@ -44,6 +45,11 @@ class Settings(BaseSettings):
         "icu", description="LanceDB full-text tokenizer; both handle Chinese offline."
     )
     embed_batch_size: int = Field(64, description="Chunks embedded per batch.")
+    max_document_mb: float = Field(
+        10.0,
+        gt=0,
+        description="Larger files are skipped at ingest, with the reason (memory grows with size).",
+    )
 
     # --- retrieval -----------------------------------------------------------------------------
     hybrid_vector_weight: float = Field(
@@ -132,5 +138,23 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides) -> Settings:
-    """A fresh settings object from the environment (and ``.env``), with optional overrides."""
-    return Settings(**overrides)
+    """A fresh settings object from the environment (and ``.env``), with optional overrides.
+
+    An invalid value is an InputError naming the variable (never its value: it may be a secret).
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            field = Settings.model_fields.get(name)
+            variable = (
+                field.validation_alias.choices[0]
+                if field and field.validation_alias
+                else f"RAGREEL_{name.upper()}"
+            )
+            problems.append(f"{variable}: {error['msg']}")
+        raise InputError(
+            "; ".join(problems), stage="settings", hint="fix the environment variable or the .env file"
+        ) from None

@@ -62,6 +62,22 @@ def has_han(text: str) -> bool:
     return bool(_HAN.search(text))
 
 
+_KANA = re.compile("[\u3040-\u309f\u30a0-\u30ff]")
+# Terminal escape sequences (CSI, OSC) and other control characters: never part of a question.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b.")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def has_kana(text: str) -> bool:
+    """Whether ``text`` has hiragana or katakana: Japanese, which shares Han characters with Chinese."""
+    return bool(_KANA.search(text))
+
+
+def strip_control(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (tabs and newlines stay)."""
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
+
+
 def is_han(char: str) -> bool:
     return bool(_HAN.fullmatch(char))
 

@@ -45,6 +45,8 @@ class RowProblem(BaseModel):
     row: int
     column: str
     message: str
+    id: str = Field("", description="The row's id as the sheet gives it, for the manifest.")
+    question: str = ""
 
     def __str__(self) -> str:
         return f"row {self.row}, column {self.column}: {self.message}"
@@ -55,6 +57,9 @@ class Spreadsheet(BaseModel):
     content_hash: str
     rows: list[BatchRow]
     problems: list[RowProblem]
+    notes: list[str] = Field(
+        default_factory=list, description="What a reader should know, e.g. sheets not read."
+    )
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -71,13 +76,27 @@ def _decode(data: bytes, path: Path) -> str:
         ) from exc
 
 
-def _read_frame(path: Path):
+def _read_frame(path: Path, sheet: str | None, notes: list[str]):
     import pandas as pd
 
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
-            return pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+            sheets = pd.ExcelFile(path, engine="openpyxl").sheet_names
+            if sheet is not None and sheet not in sheets:
+                raise InputError(
+                    f"{path.name} has no sheet {sheet!r} (sheets: {', '.join(sheets)})",
+                    stage=STAGE,
+                    hint="pass one of those names with --sheet",
+                )
+            if sheet is None and len(sheets) > 1:
+                notes.append(
+                    f"{path.name} has {len(sheets)} sheets ({', '.join(sheets)}); read the first, "
+                    f"{sheets[0]!r} (choose another with --sheet)"
+                )
+            return pd.read_excel(
+                path, sheet_name=sheet or sheets[0], dtype=str, keep_default_na=False, engine="openpyxl"
+            )
         if suffix not in (".csv", ".tsv", ".txt"):
             raise InputError(
                 f"{path.name}: unsupported spreadsheet type {suffix!r}",
@@ -106,11 +125,14 @@ def _read_frame(path: Path):
         ) from exc
 
 
-def read_spreadsheet(path: str | Path, settings: Settings | None = None) -> Spreadsheet:
-    """Read and validate a spreadsheet of questions."""
+def read_spreadsheet(
+    path: str | Path, settings: Settings | None = None, sheet: str | None = None
+) -> Spreadsheet:
+    """Read and validate a spreadsheet of questions (``sheet``: which sheet of a workbook)."""
     settings = settings or get_settings()
     path = Path(path)
-    frame = _read_frame(path)
+    notes: list[str] = []
+    frame = _read_frame(path, sheet, notes)
     frame.columns = [str(c).strip().lower().lstrip("\ufeff") for c in frame.columns]
     if "question" not in frame.columns:
         found = ", ".join(repr(c) for c in frame.columns) or "none"
@@ -129,6 +151,7 @@ def read_spreadsheet(path: str | Path, settings: Settings | None = None) -> Spre
         content_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:12],
         rows=rows,
         problems=problems,
+        notes=notes,
     )
 
 
@@ -169,7 +192,10 @@ def _validate(frame, settings: Settings) -> tuple[list[BatchRow], list[RowProble
                 for error in exc.errors()
             ]
         if found:
-            problems.extend(found)
+            problems.extend(
+                p.model_copy(update={"id": cell.get("id", ""), "question": cell.get("question", "")})
+                for p in found
+            )
             continue
         rows.append(row)
     return rows, problems
@@ -221,7 +247,10 @@ def write_manifest(entries: list[dict], folder: Path) -> tuple[Path, Path]:
     import pandas as pd
 
     csv_path, json_path = folder / "manifest.csv", folder / "manifest.json"
-    frame = pd.DataFrame([{k: spreadsheet_safe(v) for k, v in entry.items()} for entry in entries])
+    # Column names come from the user's sheet too: a header is a cell that could hold a formula.
+    frame = pd.DataFrame(
+        [{spreadsheet_safe(k): spreadsheet_safe(v) for k, v in entry.items()} for entry in entries]
+    )
     with atomic_path(csv_path) as temporary:
         frame.to_csv(temporary, index=False, encoding="utf-8-sig")
     write_text_atomic(json_path, json.dumps(entries, ensure_ascii=False, indent=2))

@@ -101,6 +101,10 @@ def ingest_file(
     settings = settings or get_settings()
     path = Path(root) / source
     try:
+        megabytes = path.stat().st_size / 1e6
+        if megabytes > settings.max_document_mb:
+            reason = f"{megabytes:.1f} MB, over the {settings.max_document_mb:g} MB limit (RAGREEL_MAX_DOCUMENT_MB)"
+            return FileReport(root=root, source=source, status="skipped", reason=reason)
         data = path.read_bytes()
         document = load_document(path, data)
     except UnreadableFile as exc:

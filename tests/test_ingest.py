@@ -106,3 +106,12 @@ def test_a_file_name_with_braces_is_ingested_like_any_other(ragreel_home, sample
     report = ingest_knowledge_base([str(sample_kb_copy)])
     statuses = {f.source: f.status for f in report.files}
     assert statuses["b {name} {}.md"] == "added" and statuses["zz-after.md"] == "added"
+
+
+def test_a_file_over_the_size_limit_is_skipped_with_the_reason(ragreel_home, sample_kb_copy, monkeypatch):
+    monkeypatch.setenv("RAGREEL_MAX_DOCUMENT_MB", "0.002")
+    (sample_kb_copy / "big.txt").write_text("Tea. " * 600)  # 3 kB; typhoons.md is about 1 kB
+    report = ingest_knowledge_base([str(sample_kb_copy / "big.txt"), str(sample_kb_copy / "typhoons.md")])
+    statuses = {f.source: f for f in report.files}
+    assert statuses["big.txt"].status == "skipped" and "RAGREEL_MAX_DOCUMENT_MB" in statuses["big.txt"].reason
+    assert statuses["typhoons.md"].status == "added" and report.documents == 1
