@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import contextvars
 import json
+import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -28,7 +30,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 from pydantic import BaseModel, Field
 
 from flows.generate import generate_video
@@ -43,9 +45,12 @@ from tasks.stage import one_line
 GENERATE_DEPLOYMENT = "generate-video/ragreel-generate"
 
 
+INTERRUPTED = "interrupted before it finished; rerun the batch to finish it"
+
+
 class RowOutcome(BaseModel):
     row: BatchRow
-    status: str  # succeeded | failed | skipped
+    status: str  # succeeded | failed | cancelled
     result: VideoResult | None = None
     failed_stage: str | None = None
     error: str | None = None
@@ -60,11 +65,14 @@ class BatchSummary(BaseModel):
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
+    cancelled: int = Field(0, description="Rows an interrupt stopped before they finished.")
     problems: list[str] = Field(default_factory=list)
     seconds: float = 0.0
+    interrupted: bool = False
 
     def line(self) -> str:
-        return f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped"
+        line = f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped"
+        return line + (f", {self.cancelled} cancelled" if self.cancelled else "")
 
 
 # --- one row ------------------------------------------------------------------------------------
@@ -161,6 +169,41 @@ def _skipped_entry(problem_rows: dict[int, list[RowProblem]], number: int) -> di
     }
 
 
+class Manifest:
+    """The batch's manifest, kept current on disk: every row, pending until its outcome is recorded."""
+
+    def __init__(self, folder: Path, rows: list[BatchRow], problems: list[RowProblem]):
+        self.folder = folder
+        self.rows = rows
+        self.outcomes: dict[int, RowOutcome] = {}
+        self._problem_rows: dict[int, list[RowProblem]] = {}
+        for problem in problems:
+            self._problem_rows.setdefault(problem.row, []).append(problem)
+        self._lock = threading.Lock()
+
+    def record(self, outcome: RowOutcome) -> None:
+        with self._lock:
+            self.outcomes[outcome.row.row] = outcome
+            self._write_locked()
+
+    def entries(self) -> list[dict]:
+        pending = [RowOutcome(row=row, status="pending") for row in self.rows if row.row not in self.outcomes]
+        outcomes = [*self.outcomes.values(), *pending]
+        skipped = [_skipped_entry(self._problem_rows, number) for number in self._problem_rows]
+        return sorted([manifest_entry(o) for o in outcomes] + skipped, key=lambda e: e["row"])
+
+    def counts(self) -> dict[str, int]:
+        statuses = [o.status for o in self.outcomes.values()]
+        return {status: statuses.count(status) for status in ("succeeded", "failed", "cancelled")}
+
+    def write(self) -> tuple[Path, Path]:
+        with self._lock:
+            return self._write_locked()
+
+    def _write_locked(self) -> tuple[Path, Path]:
+        return write_manifest(self.entries(), self.folder)
+
+
 def _summary_markdown(summary: BatchSummary, entries: list[dict]) -> str:
     lines = [
         f"# Batch {Path(summary.spreadsheet).name}",
@@ -222,63 +265,83 @@ def batch_videos(
     )
 
     progress = create_progress_artifact(0.0, description=f"Rows done of {len(sheet.rows)}")
-    outcomes: list[RowOutcome] = []
+    manifest = Manifest(folder, sheet.rows, sheet.problems)
+    manifest.write()  # every row listed as pending from the start
     workers = concurrency or settings.batch_concurrency
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-row") as pool:
-        futures = {}
-        for row in sheet.rows:
-            output_dir = folder / "videos" / names[row.id]
-            if fan_out:
-                call = (run_row_on_worker, row, output_dir, video, deployment)
-            else:
-                call = (run_row_here, row, output_dir, video)
-            # Each thread runs in a copy of this flow's context, so rows show up as its subflows.
-            futures[pool.submit(contextvars.copy_context().run, *call)] = row
-        for future in as_completed(futures):
-            row = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 - a row's failure is recorded, never raised
-                outcome = _failure(row, exc)
-            outcomes.append(outcome)
-            update_progress_artifact(progress, 100.0 * len(outcomes) / max(len(sheet.rows), 1))
-            if outcome.status == "succeeded":
-                logger.info(
-                    "[%d/%d] %s done: %s",
-                    len(outcomes),
-                    len(sheet.rows),
-                    row.id,
-                    outcome.result.mp4_path or "answer only",
-                )
-            else:
-                logger.error(
-                    "[%d/%d] %s failed in %s: %s",
-                    len(outcomes),
-                    len(sheet.rows),
-                    row.id,
-                    outcome.failed_stage,
-                    outcome.error,
-                )
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-row")
+    futures = {}
+    for row in sheet.rows:
+        output_dir = folder / "videos" / names[row.id]
+        if fan_out:
+            call = (run_row_on_worker, row, output_dir, video, deployment)
+        else:
+            call = (run_row_here, row, output_dir, video)
+        # Each thread runs in a copy of this flow's context, so rows show up as its subflows.
+        futures[pool.submit(contextvars.copy_context().run, *call)] = row
 
-    outcomes.sort(key=lambda o: o.row.row)
-    problem_rows: dict[int, list[RowProblem]] = {}
-    for problem in sheet.problems:
-        problem_rows.setdefault(problem.row, []).append(problem)
-    entries = sorted(
-        [manifest_entry(o) for o in outcomes] + [_skipped_entry(problem_rows, n) for n in problem_rows],
-        key=lambda e: e["row"],
-    )
-    manifest_csv, manifest_json = write_manifest(entries, folder)
+    def finish(future) -> None:
+        row = futures[future]
+        try:
+            outcome = future.result()
+        except Exception as exc:  # noqa: BLE001 - a row's failure is recorded, never raised
+            outcome = _failure(row, exc)
+        manifest.record(outcome)  # written as each row finishes: an interrupted batch keeps its rows
+        done = len(manifest.outcomes)
+        update_progress_artifact(progress, 100.0 * done / max(len(sheet.rows), 1))
+        if outcome.status == "succeeded":
+            where = outcome.result.mp4_path or "answer only"
+            logger.info("[%d/%d] %s done: %s", done, len(sheet.rows), row.id, where)
+        else:
+            logger.error(
+                "[%d/%d] %s failed in %s: %s",
+                done,
+                len(sheet.rows),
+                row.id,
+                outcome.failed_stage,
+                outcome.error,
+            )
+
+    interrupted = False
+    try:
+        for future in as_completed(futures):
+            finish(future)
+    except KeyboardInterrupt:
+        interrupted = True
+        cancelled = [futures[f] for f in futures if f.cancel()]
+        running = [f for f in futures if not f.done()]
+        for row in cancelled:
+            manifest.record(RowOutcome(row=row, status="cancelled", error=INTERRUPTED))
+        logger.warning(
+            "Interrupted: %d queued rows cancelled; waiting for the %d running (Ctrl-C again to "
+            "stop at once; a rerun finishes the rest)",
+            len(cancelled),
+            len(running),
+        )
+        try:
+            for future in as_completed(running):
+                finish(future)
+        except KeyboardInterrupt:
+            for future in running:
+                if not future.done():
+                    manifest.record(RowOutcome(row=futures[future], status="cancelled", error=INTERRUPTED))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    entries = manifest.entries()
+    manifest_csv, manifest_json = manifest.write()
+    counts = manifest.counts()
     summary = BatchSummary(
         spreadsheet=str(spreadsheet),
         folder=str(folder),
         manifest_csv=str(manifest_csv),
         manifest_json=str(manifest_json),
-        succeeded=sum(o.status == "succeeded" for o in outcomes),
-        failed=sum(o.status == "failed" for o in outcomes),
-        skipped=len(problem_rows),
+        succeeded=counts["succeeded"],
+        failed=counts["failed"],
+        cancelled=counts["cancelled"],
+        skipped=len({p.row for p in sheet.problems}),
         problems=[str(p) for p in sheet.problems],
         seconds=round(time.perf_counter() - started, 2),
+        interrupted=interrupted,
     )
     update_progress_artifact(progress, 100.0)
     create_table_artifact(entries, key="batch-manifest", description=f"Manifest of {Path(spreadsheet).name}")
@@ -286,6 +349,8 @@ def batch_videos(
         _summary_markdown(summary, entries), key="batch-summary", description=summary.line()
     )
     logger.info("Batch done in %.0fs: %s. Manifest: %s", summary.seconds, summary.line(), manifest_csv)
+    if interrupted:
+        return Cancelled(message=f"interrupted: {summary.line()}; see {manifest_csv}", data=summary)
     if summary.failed:
         return Failed(message=f"{summary.line()}; see {manifest_csv}", data=summary)
     return Completed(message=summary.line(), data=summary)
@@ -342,6 +407,14 @@ def _batch(args: argparse.Namespace) -> int:
         print(f"\n{summary.line()}\nManifest: {summary.manifest_csv}")
         for problem in summary.problems:
             print(f"  skipped {problem}")
+    if summary.interrupted:
+        if any(t.name.startswith("batch-row") and t.is_alive() for t in threading.enumerate()):
+            # Rows abandoned by a second Ctrl-C: their outputs appear atomically or not at all, so
+            # leaving now loses nothing, and waiting for them is what the user asked not to do.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        return 130
     return 0 if state.is_completed() else 1
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -53,3 +55,111 @@ def test_the_temporary_prefect_server_dies_with_a_killed_command(tmp_path, kill)
     finally:
         if command.poll() is None:
             command.kill()
+
+
+QUESTIONS = [
+    "What water temperature should I use for oolong tea?",
+    "How long should oolong leaves steep?",
+    "Who decides whether there is a typhoon day off?",
+    "How do garbage trucks in Taipei let people know they are coming?",
+    "What is high-mountain oolong?",
+    "How do I pay for the MRT in Taipei?",
+]
+
+
+def _slow_reply(body: dict) -> str:
+    time.sleep(1.5)  # a row takes a while, so there are queued and running rows to interrupt
+    return "Oolong is brewed at 90 to 95 degrees Celsius [1]. Rinse the leaves quickly first [1]."
+
+
+@pytest.fixture
+def batch_command(ingested_home, tmp_path):
+    """``python -m flows.batch`` over a six-row sheet, in a process of its own, with a slow LLM stub."""
+    from tests.openai_stub_server import StubServer
+
+    sheet = tmp_path / f"six-{tmp_path.name}.csv"
+    # A column naming the test makes each test's sheet, and so its batch folder, its own.
+    rows = "".join(f"q{i},{q},{tmp_path.name}\n" for i, q in enumerate(QUESTIONS))
+    sheet.write_text("id,question,test\n" + rows, encoding="utf-8")
+    with StubServer(api_key="sk-crash", reply=_slow_reply) as stub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+        env.update(
+            RAGREEL_HOME=str(ingested_home),
+            RAGREEL_RESULTS_STORAGE=str(tmp_path / "results"),
+            OPENAI_BASE_URL=stub.url,
+            OPENAI_API_KEY="sk-crash",
+            RAGREEL_LLM_MODEL="stub-model",
+            RAGREEL_VOICE_EN="espeak",
+            PREFECT_LOGGING_LEVEL="WARNING",
+        )
+
+        def start(*options: str) -> subprocess.Popen:
+            return subprocess.Popen(
+                [sys.executable, "-m", "flows.batch", str(sheet), "--concurrency", "1", "--json", *options],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+
+        yield start, ingested_home / "batches" / sheet.stem
+
+
+def _manifest(batch: Path) -> list[dict]:
+    found = list(batch.parent.glob(f"{batch.name}-*/manifest.json"))
+    return json.loads(found[0].read_text(encoding="utf-8")) if found else []
+
+
+def _wait_for_rows(batches: Path, status: str, count: int, process: subprocess.Popen, limit_s: float = 240):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if sum(entry["status"] == status for entry in _manifest(batches)) >= count:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"fewer than {count} rows {status}: {_manifest(batches)}")
+
+
+def test_ctrl_c_stops_a_batch_promptly_and_keeps_the_finished_rows(batch_command):
+    start, batches = batch_command
+    process = start("--no-video")
+    _wait_for_rows(batches, "succeeded", 1, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)  # queued rows are cancelled, the running one finishes
+    assert process.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["interrupted"] and summary["succeeded"] >= 1 and summary["cancelled"] >= 1
+    statuses = [entry["status"] for entry in _manifest(batches)]
+    assert set(statuses) <= {"succeeded", "cancelled"} and "pending" not in statuses
+
+    # The rerun finishes what was cancelled and serves the finished rows from cache.
+    rerun = start("--no-video")
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    entries = _manifest(batches)
+    assert [e["status"] for e in entries] == ["succeeded"] * len(QUESTIONS)
+    assert sum("generate" in e["from_cache"] for e in entries) >= summary["succeeded"]
+
+
+def test_a_killed_batch_resumes_with_every_video_whole(batch_command):
+    from tests.conftest import decodes_fully
+
+    start, batches = batch_command
+    process = start()
+    _wait_for_rows(batches, "succeeded", 1, process)
+    process.kill()
+    process.wait(timeout=30)
+    finished = [e["id"] for e in _manifest(batches) if e["status"] == "succeeded"]
+
+    rerun = start()
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    entries = _manifest(batches)
+    assert [e["status"] for e in entries] == ["succeeded"] * len(QUESTIONS)
+    for entry in entries:
+        assert decodes_fully(entry["video"]), entry["video"]
+        folder = Path(entry["video"]).parent
+        assert not list(folder.glob(".*.part*")), list(folder.iterdir())  # nothing half-written left
+        assert len(list(folder.glob("*.mp4"))) == 1  # and nothing twice
+        if entry["id"] in finished:
+            assert entry["from_cache"] == "retrieve, generate, speak, render"
