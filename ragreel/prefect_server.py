@@ -4,7 +4,8 @@ Without ``PREFECT_API_URL``, Prefect starts a temporary server (a uvicorn subpro
 command and stops it at exit, but not when the command is killed (SIGTERM, SIGKILL): the server
 then runs on under PID 1. The commands start that server themselves, the same way Prefect does,
 and hand its process id to a small watchdog process that holds a pipe from the command: when the
-command ends, however it ends, the pipe closes and the watchdog stops the server.
+command ends, however it ends, the pipe closes and the watchdog stops the server. The server runs in a session of its own, so a
+Ctrl-C in the terminal stops the command (which then finishes cleanly) and not the server.
 """
 
 from __future__ import annotations
@@ -57,6 +58,17 @@ class Watchdog:
         self._process.stdin.flush()
 
 
+class _NewSessionSubprocess:
+    """The subprocess module, except that Popen starts its process in a new session."""
+
+    def __getattr__(self, name: str):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs):  # noqa: N802 - stands in for subprocess.Popen
+        return subprocess.Popen(*args, start_new_session=True, **kwargs)
+
+
 @contextlib.contextmanager
 def temporary_prefect_server() -> Iterator[str | None]:
     """Point Prefect at a temporary server that cannot outlive this process; yields its API URL.
@@ -68,6 +80,7 @@ def temporary_prefect_server() -> Iterator[str | None]:
     if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):
         yield None
         return
+    import prefect.server.api.server as server_module
     from prefect.server.api.server import SubprocessASGIServer
 
     watchdog = Watchdog()
@@ -75,8 +88,14 @@ def temporary_prefect_server() -> Iterator[str | None]:
     launch = server._run_uvicorn_command
 
     def launch_watched():
+        # In a session of its own, so that Ctrl-C in a terminal (sent to the whole foreground
+        # process group) reaches the command, which stops cleanly, and not the server it still needs.
+        server_module.subprocess = _NewSessionSubprocess()
+        try:
+            process = launch()
+        finally:
+            server_module.subprocess = subprocess
         # Watched from the moment it exists: a kill during the server's start-up is covered too.
-        process = launch()
         watchdog.watch(process.pid)
         return process
 

@@ -101,6 +101,7 @@ def batch_command(ingested_home, tmp_path):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                start_new_session=True,  # its own process group, as a command typed in a terminal
             )
 
         yield start, ingested_home / "batches" / sheet.stem
@@ -124,7 +125,7 @@ def test_ctrl_c_stops_a_batch_promptly_and_keeps_the_finished_rows(batch_command
     start, batches = batch_command
     process = start("--no-video")
     _wait_for_rows(batches, "succeeded", 1, process)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group, the command's children too
     out, err = process.communicate(timeout=60)  # queued rows are cancelled, the running one finishes
     assert process.returncode == 130, err
     summary = json.loads(out)
