@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Questions per language that `make eval` answers with the LLM (each takes 10-40 s on 2 cores).
+ANSWER_EVAL_LIMIT ?= 10
 
 export HF_HUB_OFFLINE = 1
 export DO_NOT_TRACK = 1
@@ -38,6 +40,7 @@ lint: install
 
 eval: install
 	$(PY) -m bench.retrieval_eval
+	$(PY) -m bench.answer_eval --limit $(ANSWER_EVAL_LIMIT)
 
 bench: install
 	$(PY) -m bench

@@ -1,0 +1,133 @@
+"""Answer accuracy on the bilingual evaluation set: does the narrated answer carry the key facts?
+
+    python -m bench.answer_eval                  # every question (the local LLM: about 30-60 min here)
+    python -m bench.answer_eval --limit 6        # the first 6 questions of each language
+    python -m bench.answer_eval --show-misses --json
+
+Ingests ``bench/eval/docs`` into a temporary knowledge base, then for each question of
+``bench/eval/questions.jsonl`` retrieves passages and asks the answer stage (the configured LLM,
+else the built-in local one) exactly as the generate flow does. Each question lists its
+``key_facts``: a fact is found when one of its surface forms appears in the answer (case-insensitive,
+Chinese compared in Traditional characters). A question is answered when every fact is found.
+Reported per language: accuracy, mean share of facts found, mean answer length in seconds of
+speech, and the share of questions whose right document was retrieved (so a miss can be told
+apart: retrieval or answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+from bench.retrieval_eval import EVAL_DIR, load_questions
+
+
+def facts_found(answer: str, key_facts: list[list[str]]) -> list[bool]:
+    """For each fact, whether one of its surface forms is in ``answer``."""
+    from ragreel.text import convert_chinese
+
+    text = convert_chinese(answer).lower()
+    return [any(convert_chinese(form).lower() in text for form in forms) for forms in key_facts]
+
+
+def score(items: list[dict]) -> dict[str, float]:
+    n = len(items)
+    return {
+        "n": n,
+        "accuracy": sum(all(i["found"]) for i in items) / n,
+        "fact_recall": sum(sum(i["found"]) / len(i["found"]) for i in items) / n,
+        "retrieved": sum(i["retrieved"] for i in items) / n,
+        "seconds_spoken": sum(i["seconds_spoken"] for i in items) / n,
+        "seconds_to_answer": sum(i["seconds_to_answer"] for i in items) / n,
+    }
+
+
+def run(questions: list[dict]) -> list[dict]:
+    from ragreel.llm.prompt import spoken_seconds
+    from tasks.answer import answer_question
+    from tasks.retrieve import retrieve_passages
+
+    results = []
+    for number, item in enumerate(questions, start=1):
+        passages = retrieve_passages(item["question"])
+        started = time.perf_counter()
+        answer = answer_question(item["question"], passages, item["language"])
+        found = facts_found(answer.text, item["key_facts"])
+        results.append(
+            {
+                **item,
+                "answer": answer.text,
+                "found": found,
+                "retrieved": any(p.source == item["answer_source"] for p in passages),
+                "seconds_spoken": spoken_seconds(answer.text, item["language"]),
+                "seconds_to_answer": time.perf_counter() - started,
+            }
+        )
+        mark = "ok" if all(found) else f"{sum(found)}/{len(found)}"
+        print(f"[{number}/{len(questions)}] {mark:>4} {item['question'][:70]}", file=sys.stderr, flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.answer_eval",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--limit", type=int, help="only the first N questions of each language")
+    parser.add_argument("--show-misses", action="store_true", help="print the answers that miss a fact")
+    parser.add_argument("--json", action="store_true", help="print every result as JSON")
+    args = parser.parse_args(argv)
+    by_language: dict[str, list[dict]] = defaultdict(list)
+    for item in load_questions():
+        by_language[item["language"]].append(item)
+    questions = [q for items in by_language.values() for q in items[: args.limit or len(items)]]
+    with tempfile.TemporaryDirectory(prefix="ragreel-answer-eval-") as home:
+        os.environ["RAGREEL_HOME"] = home
+        from flows.ingest import ingest_knowledge_base
+
+        ingest_knowledge_base([str(EVAL_DIR / "docs")])
+        results = run(questions)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for result in results:
+        groups[result["language"]].append(result)
+        groups[f"{result['language']} {result['answer_type']}"].append(result)
+    if args.json:
+        print(
+            json.dumps(
+                {"scores": {g: score(r) for g, r in sorted(groups.items())}, "results": results},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        f"\n{'group':<16} {'n':>3} {'accuracy':>9} {'facts':>6} {'retrieved':>10} {'spoken s':>9} {'answer s':>9}"
+    )
+    for group, items in sorted(groups.items()):
+        s = score(items)
+        print(
+            f"{group:<16} {s['n']:>3} {s['accuracy']:>9.3f} {s['fact_recall']:>6.3f} {s['retrieved']:>10.3f} "
+            f"{s['seconds_spoken']:>9.1f} {s['seconds_to_answer']:>9.1f}"
+        )
+    if args.show_misses:
+        for result in results:
+            if not all(result["found"]):
+                missing = [
+                    forms[0]
+                    for forms, hit in zip(result["key_facts"], result["found"], strict=True)
+                    if not hit
+                ]
+                print(
+                    f"\n[{result['language']}] {result['question']}\n  missing {missing}\n  answer: {result['answer']}"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
