@@ -191,11 +191,46 @@ class Citation(BaseModel):
     text: str
 
 
+SceneOrigin = Literal["model", "revised", "extractive", "edited"]
+
+
+class Evidence(BaseModel):
+    """What a scene rests on: a sentence exactly as one of the answer's sources has it."""
+
+    passage: int = Field(ge=1, description="The [n] of the source in the answer's citations.")
+    quote: str = Field(min_length=1, description="The passage's own words, sentence by sentence.")
+
+
+class Scene(BaseModel):
+    """One step of the answer: a few narrated sentences, their on-screen headline and evidence.
+
+    ``narration`` is what the subtitle shows, identifiers and code as written; the voice reads a
+    spoken form of it (see ragreel.speech.prepare). ``origin`` says how the scene passed the
+    evidence check: as the model wrote it, rewritten once on being told what was wrong, replaced
+    by its quoted evidence (extractive), or given by a person (an edited script).
+    """
+
+    narration: str = Field(min_length=1)
+    key_point: str = ""
+    evidence: list[Evidence] = Field(min_length=1)
+    origin: SceneOrigin = "model"
+
+
+class Script(BaseModel):
+    """Scenes in order: what ``--script`` takes and what a review manifest carries per row."""
+
+    scenes: list[Scene] = Field(min_length=1)
+
+
 class Answer(BaseModel):
     question: str
     language: Language
-    text: str = Field(description="The answer as it will be spoken, with [n] citation markers.")
+    text: str = Field(description="The scenes' narration joined, with [n] citation markers.")
     citations: list[Citation] = Field(default_factory=list)
+    scenes: list[Scene] = Field(default_factory=list)
+    checks: list[str] = Field(
+        default_factory=list, description="What the evidence check found and did, scene by scene."
+    )
     covered: bool = Field(True, description="False when the knowledge base has nothing relevant.")
     backend: str = Field(description="'openai' (a configured server) or 'local' (built-in llama.cpp).")
     model: str
@@ -242,6 +277,8 @@ class VideoResult(BaseModel):
     language: Language
     answer: str
     covered: bool
+    scenes: list[Scene] = Field(default_factory=list)
+    checks: list[str] = Field(default_factory=list)
     sources: list[Citation] = Field(default_factory=list)
     passages: list[Passage] = Field(default_factory=list)
     llm: str = Field(description="backend:model that answered, e.g. 'local:qwen2.5-coder-1.5b-instruct'.")

@@ -1,11 +1,14 @@
-"""The answer stage: a question and retrieved passages in, a short spoken answer with citations out.
+"""The answer stage: a question and retrieved passages in, a checked script of scenes out.
 
 ``answer_question`` is the entry point. It asks the configured OpenAI-compatible server (or the
-built-in local model, see :mod:`ragreel.llm.client`) for an answer grounded in the numbered passages,
-then makes the reply fit to be narrated: plain sentences in the question's language (Traditional
-characters for Chinese), citations that point at real passages, no longer than
-``RAGREEL_ANSWER_MAX_SECONDS`` of speech. With no passage at or above ``RAGREEL_MIN_RELEVANCE``
-no model is called and the answer says that the knowledge base doesn't cover the question.
+built-in local model, see :mod:`ragreel.llm.client`) for a script (:mod:`ragreel.llm.script`):
+scenes, each with its narration, an on-screen key point and a sentence quoted from a passage.
+Every scene is checked against its evidence (:mod:`ragreel.llm.evidence`); a failing scene is
+asked for again once with the reasons, then narrated as its own quoted evidence (extractive, so
+right by construction) or dropped. What was checked and replaced is logged and kept in
+``Answer.checks``. With no passage at or above ``RAGREEL_MIN_RELEVANCE`` no model is called and
+the answer says that the knowledge base doesn't cover the question. A script given by a person
+(``script=``, from ``--script`` or a review manifest) is checked the same way and no model is asked.
 
 ``generate_stage`` is the Prefect task the generate flow calls, cached on its inputs and on the
 model and answer settings.
@@ -14,19 +17,15 @@ model and answer settings.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from ragreel.errors import InputError, TransientError
-from ragreel.llm.client import ChatReply, complete_chat, describe_backend, resolve_endpoint
-from ragreel.llm.prompt import (
-    CleanAnswer,
-    LengthTarget,
-    build_messages,
-    clean_answer,
-    not_covered_message,
-    spoken_seconds,
-)
-from ragreel.schemas import Answer, Citation, Language, Passage, parse_language
+from ragreel.llm.client import ChatReply, Endpoint, complete_chat, describe_backend, resolve_endpoint
+from ragreel.llm.evidence import SceneCheck, best_sentences, check_scene, extractive_scene
+from ragreel.llm.prompt import LengthTarget, not_covered_message, spoken_seconds
+from ragreel.llm.script import parse_script, revision_message, script_messages, script_schema
+from ragreel.schemas import Answer, Citation, Evidence, Language, Passage, Scene, Script, parse_language
 from ragreel.settings import Settings, get_settings
 from ragreel.text import detect_language
 from tasks.stage import code_version, file_signature, one_line, stage_task
@@ -35,25 +34,10 @@ log = logging.getLogger(__name__)
 
 STAGE = "generate"
 
-_RETRY_INSTRUCTION = {
-    "en": "Your previous reply was not usable. Answer again in English only, in plain sentences, "
-    "citing the passages as [1], [2].",
-    "zh": "上一個回答不能用。請重新回答，只用繁體中文，寫成完整的句子，並用 [1]、[2] 標出引用的資料。",
+_JSON_ONLY = {
+    "en": "That reply was not the JSON script. Reply with JSON only, in the shape asked for, in English.",
+    "zh": "這個回覆不是 JSON 腳本。請只回覆要求格式的 JSON，旁白用繁體中文。",
 }
-
-
-_EXPAND_INSTRUCTION = {
-    "en": "That is too short for the narration. Write the answer again in about {low} to {high} words, "
-    "with more of what the passages say, still citing them as [1], [2].",
-    "zh": "這樣太短了。請根據資料重新回答，寫成大約 {low} 到 {high} 個字，多說明資料裡的細節，"
-    "並用 [1]、[2] 標出引用的資料。",
-}
-# Below this share of the minimum narration length, an answer is worth one request for more.
-_TOO_SHORT = 0.5
-
-
-def _usable(cleaned: CleanAnswer, language: str) -> bool:
-    return bool(cleaned.text.strip()) and detect_language(cleaned.text) == language
 
 
 def answer_question(
@@ -61,22 +45,27 @@ def answer_question(
     passages: list[Passage],
     language: Language | str | None = None,
     settings: Settings | None = None,
+    script: Script | None = None,
 ) -> Answer:
     """Answer ``question`` from ``passages`` (best first), in ``language`` (default: the question's).
 
-    Raises InputError for an empty question or an unsupported language, PermanentError when the
-    LLM server refuses for good (bad key, unknown model, prompt too long) and TransientError when
-    it fails in a way worth retrying.
+    With ``script`` no model is asked: its scenes are checked against ``passages`` and an
+    InputError names the first scene that fails. Raises InputError for an empty question or an
+    unsupported language, PermanentError when the LLM server refuses for good (bad key, unknown
+    model, prompt too long) and TransientError when it fails in a way worth retrying.
     """
     settings = settings or get_settings()
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty", stage=STAGE, hint="ask a question in words")
     question = question.strip()
     language = parse_language(language, stage=STAGE) if language else detect_language(question)
+    backend, model, server = describe_backend(settings)
+    if script is not None:
+        scenes, checks = _checked_edit(script, question, passages, language)
+        return _assemble(question, language, scenes, checks, passages, backend, model, server)
 
     relevant = [p for p in passages if p.score >= settings.min_relevance]
     if not relevant:
-        backend, model, server = describe_backend(settings)
         log.info(
             "No passage scores %.3f or more for %r: answering that the knowledge base doesn't cover it",
             settings.min_relevance,
@@ -86,99 +75,238 @@ def answer_question(
             question=question,
             language=language,
             text=not_covered_message(language),
-            citations=[],
             covered=False,
             backend=backend,
             model=model,
             server=server,
         )
 
-    target = LengthTarget(language, settings.answer_min_seconds, settings.answer_max_seconds)
-    messages = build_messages(question, relevant, language, target)
     started = time.monotonic()
     endpoint = resolve_endpoint(settings)
-
-    def ask(chat: list[dict[str, str]], temperature: float) -> tuple[ChatReply, CleanAnswer]:
-        reply = complete_chat(
-            chat, max_tokens=target.max_tokens, temperature=temperature, settings=settings, endpoint=endpoint
-        )
-        cleaned = clean_answer(
-            reply.text,
-            relevant,
-            language,
-            settings.answer_max_seconds,
-            truncated=reply.finish_reason == "length",
-        )
-        return reply, cleaned
-
-    reply, cleaned = ask(messages, temperature=0.2)
-    if not _usable(cleaned, language):
-        # Small models slip into another language or answer with nothing speakable: ask once more.
-        log.warning(
-            "The %s answer was empty or not in %s (%r); asking again",
-            endpoint.model,
-            language,
-            reply.text[:80],
-        )
-        retry = [
-            *messages,
-            {"role": "assistant", "content": reply.text},
-            {"role": "user", "content": _RETRY_INSTRUCTION[language]},
-        ]
-        reply, cleaned = ask(retry, temperature=0.0)
-        if not _usable(cleaned, language):
-            raise TransientError(
-                f"model {endpoint.model} at {endpoint.base_url} gave no usable {language} answer twice",
-                stage=STAGE,
-                hint="try again, or configure a stronger model (RAGREEL_LLM_MODEL)",
-            )
-
-    if spoken_seconds(cleaned.text, language) < _TOO_SHORT * settings.answer_min_seconds:
-        # Small models often answer in one sentence whatever the prompt says: ask once for more.
-        low, high = target.ask_range
-        log.info(
-            "The answer is about %.0f s spoken, under half of RAGREEL_ANSWER_MIN_SECONDS; asking for more",
-            spoken_seconds(cleaned.text, language),
-        )
-        expand = [
-            *messages,
-            {"role": "assistant", "content": reply.text},
-            {"role": "user", "content": _EXPAND_INSTRUCTION[language].format(low=low, high=high)},
-        ]
-        longer_reply, longer = ask(expand, temperature=0.2)
-        if _usable(longer, language) and len(longer.text) > len(cleaned.text):
-            reply, cleaned = longer_reply, longer
-
-    citations = [
-        Citation(
-            number=number,
-            source=relevant[index - 1].source,
-            title=relevant[index - 1].title,
-            heading=relevant[index - 1].heading,
-            text=relevant[index - 1].text,
-        )
-        for number, index in enumerate(cleaned.cited, start=1)
-    ]
+    target = LengthTarget(language, settings.answer_min_seconds, settings.answer_max_seconds)
+    writer = _ScriptWriter(endpoint, settings, script_messages(question, relevant, language, target), target)
+    scenes, checks = writer.write(question, relevant, language)
+    scenes = _within_length(scenes, language, settings.answer_max_seconds, checks)
+    answer = _assemble(
+        question, language, scenes, checks, relevant, writer.backend, writer.model, writer.server
+    )
+    origins = [s.origin for s in answer.scenes]
     log.info(
-        "Answered in %s (%d characters, about %.0f s spoken, %d citations) by %s model %s in %.1f s",
+        "Answered in %s: %d scenes (%d as written, %d rewritten, %d extractive), about %.0f s spoken, "
+        "%d sources, by %s model %s in %.1f s",
         language,
-        len(cleaned.text),
-        spoken_seconds(cleaned.text, language),
-        len(citations),
-        reply.backend,
-        reply.model,
+        len(origins),
+        origins.count("model"),
+        origins.count("revised"),
+        origins.count("extractive"),
+        spoken_seconds(answer.text, language),
+        len(answer.citations),
+        writer.backend,
+        writer.model,
         time.monotonic() - started,
     )
+    return answer
+
+
+class _ScriptWriter:
+    """The conversation with the model for one answer: the script, and at most one more request for
+    a reply that was not a script or for the scenes that failed their check."""
+
+    def __init__(self, endpoint: Endpoint, settings: Settings, messages: list[dict], target: LengthTarget):
+        self.endpoint, self.settings, self.messages = endpoint, settings, messages
+        # Quotes and narration both count, plus the JSON around them.
+        self.max_tokens = 2 * target.max_tokens + 160
+        self.backend, self.model, self.server = endpoint.backend, endpoint.model or "", endpoint.base_url
+
+    def ask(self, chat: list[dict], temperature: float) -> ChatReply:
+        reply = complete_chat(
+            chat,
+            max_tokens=self.max_tokens,
+            temperature=temperature,
+            settings=self.settings,
+            endpoint=self.endpoint,
+            json_schema=script_schema(),
+        )
+        self.backend, self.model, self.server = reply.backend, reply.model, reply.server
+        return reply
+
+    def write(self, question: str, passages: list[Passage], language: str) -> tuple[list[Scene], list[str]]:
+        checks: list[str] = []
+        reply = self.ask(self.messages, temperature=0.2)
+        drafts = parse_script(reply.text, language)
+        if drafts is None:
+            log.warning("The %s reply was not a script (%r); asking again", self.model, reply.text[:80])
+            chat = [*self.messages, _said(reply), {"role": "user", "content": _JSON_ONLY[language]}]
+            reply = self.ask(chat, temperature=0.0)
+            drafts = parse_script(reply.text, language)
+        if drafts is None:
+            scenes = best_sentences(question, passages, language)
+            checks.append("the model gave no readable script twice: the passages' own sentences are narrated")
+            if not scenes:
+                raise TransientError(
+                    f"model {self.model} at {self.server} gave no usable script, and no passage sentence "
+                    f"in {language} shares words with the question",
+                    stage=STAGE,
+                    hint="try again, or configure a stronger model (RAGREEL_LLM_MODEL)",
+                )
+            return scenes, checks
+
+        results = [check_scene(d, passages, question, language) for d in drafts]
+        failing = [i for i, r in enumerate(results) if not r.passed]
+        revised: list[Scene] = []
+        if failing:
+            for i in failing:
+                log.info("Scene %d failed its check: %s", i + 1, "; ".join(results[i].problems))
+            chat = [
+                *self.messages,
+                _said(reply),
+                revision_message([(i + 1, results[i].problems) for i in failing], language),
+            ]
+            revised = parse_script(self.ask(chat, temperature=0.2).text, language) or []
+        scenes = []
+        for position, result in enumerate(results, start=1):
+            if result.passed:
+                scenes.append(result.scene)
+                checks.append(f"scene {position}: passed")
+                continue
+            index = failing.index(position - 1)
+            second = (
+                check_scene(revised[index], passages, question, language) if index < len(revised) else None
+            )
+            scenes.append(_after_revision(position, result, second, passages, language, checks))
+        return [s for s in scenes if s is not None], checks
+
+
+def _after_revision(
+    position: int,
+    first: SceneCheck,
+    second: SceneCheck | None,
+    passages: list[Passage],
+    language: str,
+    checks: list[str],
+) -> Scene | None:
+    reasons = "; ".join(first.problems)
+    if second is not None and second.passed:
+        checks.append(f"scene {position}: rewritten ({reasons})")
+        return second.scene.model_copy(update={"origin": "revised"})
+    extractive = extractive_scene(first.scene, passages, language)
+    if second is not None:
+        extractive = extractive or extractive_scene(second.scene, passages, language)
+    still = "; ".join(second.problems) if second is not None else "no rewrite came back"
+    if extractive is None:
+        checks.append(f"scene {position}: dropped ({reasons}; then {still})")
+        log.warning("Scene %d dropped: %s; then %s", position, reasons, still)
+    else:
+        checks.append(f"scene {position}: replaced by its quoted evidence ({reasons}; then {still})")
+        log.warning("Scene %d narrated from its quote: %s; then %s", position, reasons, still)
+    return extractive
+
+
+def _said(reply: ChatReply) -> dict[str, str]:
+    return {"role": "assistant", "content": reply.text}
+
+
+def _checked_edit(
+    script: Script, question: str, passages: list[Passage], language: str
+) -> tuple[list[Scene], list[str]]:
+    """A person's script, checked like the model's: the first failing scene is an InputError."""
+    if not passages:
+        raise InputError(
+            "an edited script needs the passages it quotes, and retrieval found none",
+            stage=STAGE,
+            hint="check that the knowledge base is the one the script was written from",
+        )
+    scenes = []
+    for position, scene in enumerate(script.scenes, start=1):
+        result = check_scene(scene, passages, question, language)
+        if not result.passed:
+            raise InputError(
+                f"scene {position} of the script: {'; '.join(result.problems)}",
+                stage=STAGE,
+                hint="quote sentences of the retrieved passages word for word, and narrate only what "
+                "they say (every number in a narration must be in its quote)",
+            )
+        scenes.append(result.scene.model_copy(update={"origin": "edited"}))
+    return scenes, [f"scene {n}: edited by hand, passed" for n in range(1, len(scenes) + 1)]
+
+
+def _within_length(scenes: list[Scene], language: str, max_seconds: float, checks: list[str]) -> list[Scene]:
+    """Whole scenes from the start while they fit in ``max_seconds`` of speech (at least the first),
+    each said once."""
+    kept: list[Scene] = []
+    said: set[str] = set()
+    total = 0.0
+    for scene in scenes:
+        key = re.sub(r"\W+", "", scene.narration.lower())
+        if key in said:
+            continue
+        seconds = spoken_seconds(scene.narration, language)
+        if kept and total + seconds > max_seconds:
+            checks.append(f"{len(scenes) - len(kept)} scene(s) left out: over RAGREEL_ANSWER_MAX_SECONDS")
+            break
+        said.add(key)
+        kept.append(scene)
+        total += seconds
+    return kept
+
+
+def _assemble(
+    question: str,
+    language: str,
+    scenes: list[Scene],
+    checks: list[str],
+    passages: list[Passage],
+    backend: str,
+    model: str,
+    server: str,
+) -> Answer:
+    """The answer from its scenes: sources numbered [1], [2] in order of first use, each scene's
+    evidence pointing at them, and the narration joined with its markers as ``text``."""
+    order: list[int] = []
+    for scene in scenes:
+        for item in scene.evidence:
+            if item.passage not in order:
+                order.append(item.passage)
+    number = {passage: n for n, passage in enumerate(order, start=1)}
+    numbered = []
+    spoken = []
+    for scene in scenes:
+        evidence = [Evidence(passage=number[e.passage], quote=e.quote) for e in scene.evidence]
+        narration = scene.narration.replace("`", "")
+        numbered.append(scene.model_copy(update={"narration": narration, "evidence": evidence}))
+        spoken.append(_with_markers(narration, sorted({e.passage for e in evidence}), language))
+    citations = [
+        Citation(
+            number=n,
+            source=passages[p - 1].source,
+            title=passages[p - 1].title,
+            heading=passages[p - 1].heading,
+            text=passages[p - 1].text,
+        )
+        for p, n in number.items()
+    ]
     return Answer(
         question=question,
         language=language,
-        text=cleaned.text,
+        text=(" " if language == "en" else "").join(spoken),
         citations=citations,
+        scenes=numbered,
+        checks=checks,
         covered=True,
-        backend=reply.backend,
-        model=reply.model,
-        server=reply.server,
+        backend=backend,
+        model=model,
+        server=server,
     )
+
+
+def _with_markers(narration: str, numbers: list[int], language: str) -> str:
+    """``narration`` with [n] markers before its final end mark."""
+    markers = "".join(f"[{n}]" for n in numbers)
+    match = re.search(r"([.!?。！？…]['\"”’」』)]*)$", narration)
+    body, end = (narration[: match.start()], match.group(1)) if match else (narration, "")
+    if not end:
+        end = "。" if language == "zh" else "."
+    return f"{body.rstrip()}{' ' if language == 'en' else ''}{markers}{end}"
 
 
 def generate_cache_key(settings: Settings, parameters: dict) -> str:
@@ -205,5 +333,7 @@ def generate_cache_key(settings: Settings, parameters: dict) -> str:
     settings_key=generate_cache_key,
     run_name=lambda p: f"answer {one_line(p['question'])!r} in {p['language']}",
 )
-def generate_stage(question: str, passages: list[Passage], language: Language) -> Answer:
-    return answer_question(question, passages, language)
+def generate_stage(
+    question: str, passages: list[Passage], language: Language, script: Script | None = None
+) -> Answer:
+    return answer_question(question, passages, language, script=script)

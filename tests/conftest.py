@@ -61,22 +61,10 @@ def use_ingested_home(ingested_home, monkeypatch) -> Path:
 
 
 def _stub_reply(body: dict) -> str:
-    """Deterministic grounded answers in the question's language, citing passage [1]."""
-    from ragreel.text import has_han
+    """Deterministic grounded scripts: the first sentences of the first passage, narrated as they are."""
+    from tests.openai_stub_server import grounded_script
 
-    user = body["messages"][-1]["content"]
-    question = user.split("<question>", 1)[-1].split("</question>", 1)[0]
-    if has_han(question):
-        return (
-            "高山烏龍茶生長在海拔一千公尺以上的茶園 [1]。著名的產區包括阿里山、梨山、杉林溪和玉山一帶 [1]。"
-            "那裡日夜溫差大，午後常有雲霧，茶樹生長緩慢，葉片肥厚，所以茶湯甘甜、香氣清雅 [1]。"
-        )
-    # Long enough (over half of the default 30 s minimum) that no second request is made.
-    return (
-        "Lightly oxidised oolongs brew best at 90 to 95 degrees Celsius [1]. "
-        "Dark, roasted oolongs can take boiling water [1]. "
-        "Use fresh, soft water, because hard water dulls the aroma and filtered water is worth the trouble [1]."
-    )
+    return grounded_script(body)
 
 
 @pytest.fixture

@@ -8,12 +8,17 @@ Faults: ``"429"``, ``"500"``, ``"503"``, ``"timeout"`` (sleeps longer than the c
 ``"drop"`` (closes the connection without a response), ``"401"`` (echoes the presented key in the
 message, as real servers partly do), ``"404"`` (unknown model), ``"400-context"`` (prompt longer
 than the model's context), ``"429-quota"`` (out of quota: retrying cannot help), ``"html"`` (a 200
-with a proxy's HTML page instead of JSON).
+with a proxy's HTML page instead of JSON), ``"400-format"`` (refuses a request that asks for a
+``response_format``, as servers without constrained decoding do).
+
+The default reply is :func:`grounded_script`: a script narrating the first sentences of the first
+passage in the request as they are, so that every evidence check passes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -23,6 +28,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Reply = str | Callable[[dict[str, Any]], str]
+
+
+def passages_in(body: dict[str, Any]) -> list[str]:
+    """The texts of the ``<passage>`` blocks in a chat request's user message, in order."""
+    user = [m["content"] for m in body.get("messages", []) if m["role"] == "user"][0]
+    return [m.strip() for m in re.findall(r"<passage [^>]*>\n(.*?)\n</passage>", user, re.DOTALL)]
+
+
+def script_reply(*scenes: tuple[int, str, str], key_point: str = "Key point") -> str:
+    """A script as the model writes it, from (passage number, quote, narration) triples."""
+    return json.dumps(
+        {"scenes": [{"passage": n, "quote": q, "key_point": key_point, "narration": t} for n, q, t in scenes]},
+        ensure_ascii=False,
+    )
+
+
+def grounded_script(body: dict[str, Any], sentences: int = 3) -> str:
+    """Scenes that narrate the first ``sentences`` sentences of passage 1 word for word."""
+    from ragreel.text import split_sentences
+
+    first = split_sentences(passages_in(body)[0])[:sentences]
+    return script_reply(*[(1, s, s) for s in first])
 
 
 @dataclass
@@ -40,7 +67,7 @@ class StubServer:
 
     api_key: str | None = None
     models: tuple[str, ...] = ("stub-model",)
-    reply: Reply = "Oolong is brewed at 90 to 95 degrees [1]. Rinse the leaves first [2]."
+    reply: Reply = grounded_script
     timeout_sleep_s: float = 3.0
     requests: list[RecordedRequest] = field(default_factory=list)
     _faults: deque[str] = field(default_factory=deque)
@@ -198,6 +225,10 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                     "resulted in 9000 tokens. Please reduce the length of the messages.",
                     "context_length_exceeded",
                 )
+                return
+
+            if fault == "400-format" and "response_format" in body:
+                self._send_error(400, "response_format is not supported by this server", None)
                 return
 
             text = stub._reply_text(body)

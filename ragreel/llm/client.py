@@ -263,6 +263,14 @@ def map_error(exc: Exception, endpoint: Endpoint) -> RagreelError:
     )
 
 
+def _refuses_format(exc: Exception) -> bool:
+    import openai
+
+    return isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError) and bool(
+        _FORMAT_REFUSED.search(_server_message(exc))
+    )
+
+
 def _local_server_note(endpoint: Endpoint, error: RagreelError) -> RagreelError:
     """When the local server died, say so (the next call starts a new one)."""
     if endpoint.backend != "local":
@@ -281,6 +289,19 @@ def _sampling_extras(endpoint: Endpoint) -> dict:
     return {"seed": LOCAL_SEED} if endpoint.backend == "local" else {}
 
 
+def response_format(endpoint: Endpoint, schema: dict) -> dict:
+    """Constrained decoding to ``schema``: llama-cpp-python's form for the local server, OpenAI's
+    structured outputs (which vLLM, Ollama and llama.cpp's own server also accept) otherwise."""
+    if endpoint.backend == "local":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": "script", "schema": schema, "strict": True}}
+
+
+_FORMAT_REFUSED = re.compile(
+    r"response_format|json_schema|json_object|structured|grammar|schema", re.IGNORECASE
+)
+
+
 def complete_chat(
     messages: list[dict[str, str]],
     *,
@@ -288,20 +309,45 @@ def complete_chat(
     temperature: float = 0.2,
     settings: Settings | None = None,
     endpoint: Endpoint | None = None,
+    json_schema: dict | None = None,
 ) -> ChatReply:
-    """One chat completion on the configured backend (the local one started if needed)."""
+    """One chat completion on the configured backend (the local one started if needed).
+
+    With ``json_schema`` the server is asked to constrain its reply to it; a server that refuses
+    the request for that reason is asked again without it (the caller validates the reply anyway).
+    """
     settings = settings or get_settings()
     endpoint = endpoint or resolve_endpoint(settings)
     client = openai_client(endpoint, settings)
     started = time.monotonic()
+    extras = _sampling_extras(endpoint)
+    if json_schema is not None:
+        extras["response_format"] = response_format(endpoint, json_schema)
     try:
-        response = client.chat.completions.create(
-            model=endpoint.model,
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            **_sampling_extras(endpoint),
-        )
+        try:
+            response = client.chat.completions.create(
+                model=endpoint.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                **extras,
+            )
+        except Exception as exc:  # noqa: BLE001 - mapped below
+            if "response_format" not in extras or not _refuses_format(exc):
+                raise
+            logger.warning(
+                "The LLM server at %s does not take a JSON schema (%s); asking without one",
+                endpoint.base_url,
+                redact(_server_message(exc), endpoint.api_key)[:120],
+            )
+            del extras["response_format"]
+            response = client.chat.completions.create(
+                model=endpoint.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                **extras,
+            )
     except Exception as exc:  # noqa: BLE001 - every failure is mapped to a ragreel error
         raise _local_server_note(endpoint, map_error(exc, endpoint)) from None
     seconds = time.monotonic() - started

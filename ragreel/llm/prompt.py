@@ -109,7 +109,7 @@ _LANGUAGE_REMINDER = {
 }
 
 
-def _neutralise_delimiters(text: str) -> str:
+def neutralise_delimiters(text: str) -> str:
     # Text inside a passage must not be able to close its <passage> block or open a new one.
     return _DELIMITER_TAG.sub(r"‹\1", text)
 
@@ -117,11 +117,11 @@ def _neutralise_delimiters(text: str) -> str:
 def format_passages(passages: list[Passage]) -> str:
     blocks = []
     for number, passage in enumerate(passages, start=1):
-        title = _neutralise_delimiters(passage.title).replace('"', "'")
-        heading = f' section="{_neutralise_delimiters(passage.heading)}"' if passage.heading else ""
+        title = neutralise_delimiters(passage.title).replace('"', "'")
+        heading = f' section="{neutralise_delimiters(passage.heading)}"' if passage.heading else ""
         blocks.append(
             f'<passage number="{number}" title="{title}"{heading}>\n'
-            f"{_neutralise_delimiters(passage.text.strip())}\n</passage>"
+            f"{neutralise_delimiters(passage.text.strip())}\n</passage>"
         )
     return "\n\n".join(blocks)
 
@@ -134,7 +134,7 @@ def build_messages(
     system = (_SYSTEM_ZH if language == "zh" else _SYSTEM_EN).format(low=low, high=high)
     user = (
         f"Passages:\n\n{format_passages(passages)}\n\n"
-        f"<question>\n{_neutralise_delimiters(question.strip())}\n</question>\n\n"
+        f"<question>\n{neutralise_delimiters(question.strip())}\n</question>\n\n"
         f"{_LANGUAGE_REMINDER[language]}"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

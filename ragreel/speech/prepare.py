@@ -160,13 +160,45 @@ def split_by_script(text: str) -> list[tuple[str, str]]:
     return [(script, chunk) for script, chunk in runs]
 
 
+# --- code and identifiers: a spoken form for the voice; the subtitle keeps what was written ---------
+
+_OPERATORS = {
+    "+=": ("plus equals", "加等於"),
+    "-=": ("minus equals", "減等於"),
+    "*=": ("times equals", "乘等於"),
+    "/=": ("divided equals", "除等於"),
+    "==": ("equals", "等於"),
+    "!=": ("not equal to", "不等於"),
+    "->": ("returns", "傳回"),
+    "=>": ("arrow", "箭頭"),
+}
+_OPERATOR = re.compile(r"(?<=[\w\s)\]])\s*(" + "|".join(re.escape(o) for o in _OPERATORS) + r")\s*(?=[\w\s(\[])")
+_DUNDER = re.compile(r"(?<![\w])__([A-Za-z]\w*?)__(?![\w])")
+_DOTTED = re.compile(r"(?<![\w.])(?:[A-Za-z_]\w+)?(?:\.[A-Za-z_]\w+)+(?![\w])")
+_CALL = re.compile(r"(?<=\w)\(\)")
+_OPTION = re.compile(r"(?<![\w-])--(?=[A-Za-z])")
+
+
+def spoken_code(text: str, language: str) -> str:
+    """Identifiers and code as a voice can say them: __enter__ is "dunder enter", x += 1 "x plus
+    equals 1", os.path.join() "os dot path dot join", .python_history "dot python history"."""
+    text = text.replace("`", "")
+    text = _DUNDER.sub(lambda m: f" dunder {m[1].replace('_', ' ')} ", text)
+    text = _OPERATOR.sub(lambda m: f" {_OPERATORS[m[1]][language == 'zh']} ", text)
+    text = _CALL.sub("", text)
+    text = _OPTION.sub("dash dash ", text)
+    text = _DOTTED.sub(lambda m: m[0].replace(".", " dot ").replace("_", " ").strip(), text)
+    text = re.sub(r"(?<=[A-Za-z0-9])_+(?=[A-Za-z0-9])", " ", text)  # snake_case words
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
 def speech_runs(text: str, language: str) -> list[SpeechRun]:
     """What a voice reads for one subtitle piece: runs by script, each written out in its language.
 
     ``language`` is the narration's language; text without letters of either script (a lone
     number, say) is read in it.
     """
-    text = _unify_width(text)
+    text = spoken_code(_unify_width(text), language)
     if language == "zh":
         # Units and symbols first: "5kg" must become 5公斤 before "kg" could pass for an English word.
         text = _zh_symbols(_zh_units(text))

@@ -1,0 +1,322 @@
+"""The evidence check: is a scene's narration carried by the sentences it quotes?
+
+Pure text work, tested without a model. A scene passes when
+
+- its quote is really in a passage (compared after normalising width, case, spacing, punctuation
+  and Simplified/Traditional characters); the quote is then replaced by the passage's own
+  sentence(s), so the evidence kept is always the source's exact words;
+- every number in the narration (Arabic digits, Chinese numerals, English number words, compared
+  by value: 二十 = 20 = twenty) and every quoted or code-marked term appears in that evidence;
+- it answers instead of restating the question, and says what the sources say instead of talking
+  about them ("the passage lists", "詳細描述了");
+- it is in the answer's language.
+
+:func:`check_scene` returns the problems in words, which are sent back to the model once as the
+reason to rewrite the scene; :func:`extractive_scene` is the fallback that is right by construction.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from ragreel.schemas import Evidence, Passage, Scene
+from ragreel.text import HAN_CLASS, SIMPLIFIED, convert_chinese, detect_language, has_han, split_sentences
+
+# A quote this close to one of the passage's sentences (difflib ratio, normalised) is that sentence:
+# small models drop a word or change punctuation when copying.
+QUOTE_MATCH = 0.8
+# A sentence whose content words (Chinese: character pairs) are this much the question's restates it.
+RESTATED = 0.9
+MIN_QUOTE_CHARS = 6
+
+# --- normalising for comparison ----------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    """Text reduced for comparing quotes: NFKC, one Chinese script, lower case, letters and digits only."""
+    text = unicodedata.normalize("NFKC", text)
+    if has_han(text):
+        text = convert_chinese(text, SIMPLIFIED)
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def _passage_sentences(passage: Passage) -> list[str]:
+    return [s for s in split_sentences(passage.text) if any(ch.isalnum() for ch in s)]
+
+
+def locate_quote(quote: str, passage: Passage) -> str | None:
+    """The passage's own sentence(s) that ``quote`` copies, or None when it copies none of them.
+
+    A quote inside one sentence gives that sentence; a quote running over several gives them all;
+    a near copy (a word dropped or changed) gives the sentence it is closest to.
+    """
+    wanted = normalise(quote)
+    if len(wanted) < MIN_QUOTE_CHARS:
+        return None
+    sentences = _passage_sentences(passage)
+    keys = [normalise(s) for s in sentences]
+    for sentence, key in zip(sentences, keys, strict=True):
+        if wanted in key:
+            return sentence
+    # A quote running over several sentences: the sentences its span touches.
+    start = "".join(keys).find(wanted)
+    if start >= 0:
+        touched, offset = [], 0
+        for index, key in enumerate(keys):
+            if offset < start + len(wanted) and start < offset + len(key):
+                touched.append(index)
+            offset += len(key)
+        return " ".join(sentences[touched[0] : touched[-1] + 1])
+    best, best_ratio = None, 0.0
+    for sentence, key in zip(sentences, keys, strict=True):
+        ratio = difflib.SequenceMatcher(None, wanted, key, autojunk=False).ratio()
+        if ratio > best_ratio:
+            best, best_ratio = sentence, ratio
+    return best if best_ratio >= QUOTE_MATCH else None
+
+
+# --- numbers ---------------------------------------------------------------------------------------
+
+# Digits inside an identifier (X25519, -des3, utf8) are part of a term, not a number.
+_ARABIC = re.compile(r"(?<![A-Za-z0-9_.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![A-Za-z0-9_])")
+_ZH_NUMERAL_CHARS = "零〇一二兩两三四五六七八九十百千萬万億亿"
+_ZH_NUMERAL = re.compile(rf"(百分之)?([{_ZH_NUMERAL_CHARS}]+)(點[零〇一二三四五六七八九]+)?")
+# One lone numeral character is a number only before a measure word: 三天, 十年 (not 一些, 十分).
+_ZH_MEASURE = "天日年月週周次個件項條款歲時分秒元倍種位名人台臺頁章節步"
+_EN_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
+    "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+    "hundred": 100, "thousand": 1000, "million": 1000000, "twice": 2, "half": 0.5,
+}  # fmt: skip
+_EN_WORD = re.compile(r"\b(" + "|".join(_EN_WORDS) + r")\b", re.IGNORECASE)
+
+
+def _value(text: str) -> str | None:
+    try:
+        number = Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return None
+    return format(number.normalize(), "f")
+
+
+def _zh_value(numeral: str) -> str | None:
+    import cn2an  # light, but only the checks need it
+
+    try:
+        return _value(str(cn2an.cn2an(convert_chinese(numeral, SIMPLIFIED), "normal")))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def numbers_in(text: str, *, lenient: bool = False) -> set[str]:
+    """The numbers ``text`` states, as canonical decimal strings.
+
+    ``lenient`` is for evidence: every numeral counts there (一 and 'one' included), so that a
+    narration's "1" or "twenty" is matched by a quote's "一" or "20".
+    """
+    text = unicodedata.normalize("NFKC", text)
+    values = {_value(m[1] + (m[2] or "")) for m in _ARABIC.finditer(text)}
+    for match in _ZH_NUMERAL.finditer(text):
+        percent, numeral, decimal = match.groups()
+        after = text[match.end() : match.end() + 1]
+        lone = not lenient and not percent and not decimal and len(numeral) == 1
+        if lone and (numeral == "一" or after not in _ZH_MEASURE or numeral + after == "十分"):
+            continue
+        value = _zh_value(numeral + (decimal or ""))
+        if value is not None:
+            values.add(value)
+            if percent:
+                values.add(_value(str(Decimal(value) / 100)))
+    for match in _EN_WORD.finditer(text):
+        values.add(_value(str(_EN_WORDS[match[1].lower()])))
+    if lenient:
+        if re.search(r"\b(?:one|a single)\b", text, re.IGNORECASE):
+            values.add("1")
+        # "50%" is also 0.5, and a count written as a percentage of 100 is the same value.
+        for match in re.finditer(r"(\d+(?:\.\d+)?)\s?%", text):
+            values.add(_value(str(Decimal(match[1]) / 100)))
+    values.discard(None)
+    return values  # type: ignore[return-value]
+
+
+# --- terms, restating, talking about the sources ---------------------------------------------------
+
+_TERM = re.compile(
+    r"`([^`\n]{1,60})`|\"([^\"\n]{2,40})\"|“([^”\n]{2,40})”|「([^」\n]{1,40})」|『([^』\n]{1,40})』"
+)
+# Code-like words: dunders, snake_case, dotted names, calls, options, file names.
+_CODE_WORD = re.compile(
+    r"(?<![\w.-])(?:__\w+__|\w+_\w+|[A-Za-z_]\w*(?:\.\w+)+\(?\)?|\w+\(\)|--?[A-Za-z][\w-]*|\.[A-Za-z_][\w-]*)(?![\w])"
+)
+
+
+def terms_in(text: str) -> list[str]:
+    """Terms the narration marks as exact: quoted or in backticks, and code-like words."""
+    terms = [next(g for g in m.groups() if g) for m in _TERM.finditer(text)]
+    terms += [m[0] for m in _CODE_WORD.finditer(text)]
+    return [t for t in dict.fromkeys(terms) if normalise(t)]
+
+
+_ABOUT_SOURCES_EN = re.compile(
+    r"\b(?:passages?|excerpts?)\b"
+    r"|\b(?:the|this|these|that|those|first|second|third|above|provided|given|following|another|other)\s+"
+    r"(?:documents?|sections?|sources?|context|texts?|articles?)\s+(?:also\s+)?"
+    r"(?:says?|states?|lists?|describes?|explains?|mentions?|provides?|shows?|notes?|covers?|discusses?"
+    r"|gives?|contains?|does not|doesn't|talks?|refers?)\b"
+    r"|\b(?:according to|based on|as (?:stated|described|mentioned|explained) in)\s+the\s+"
+    r"(?:provided\s+|given\s+)?(?:documents?|sources?|texts?|context|sections?)\b"
+    r"|\bis (?:described|explained|mentioned|discussed|covered|detailed|listed) in\b",
+    re.IGNORECASE,
+)
+_ABOUT_SOURCES_ZH = re.compile(
+    r"(?:這|该|該|此|本|上述|以上|第.|另一|其他)(?:份|篇|段|節|则|則|個)?(?:資料|资料|段落|文件|文章|章節|章节|來源|来源|文本)"
+    r"|(?:資料|资料|段落|文章|來源|来源)(?:中|裡|里|裡面|里面|指出|提到|說明|说明|顯示|显示|描述|列出|介紹|介绍)"
+    r"|(?:根據|根据|依據|依据)(?:資料|资料|段落|文件|來源|来源)"
+    r"|詳細(?:描述|說明|介紹)|详细(?:描述|说明|介绍)|(?:描述|介紹|介绍)了"
+    r"|在.{1,16}(?:一節|一节|章節|章节|部分)(?:中|裡|里)"
+)
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+
+_STOPWORD_TEXT = (
+    "the a an and or but of to in on at for is are was were be been do does did can could should would "
+    "will i you it this that what which who how why when where there my your if so as by with from "
+    "any some about into than then them they their its"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def _content_units(text: str) -> set[str]:
+    text = unicodedata.normalize("NFKC", text)
+    units = {w for w in re.findall(r"[a-z0-9][a-z0-9_'-]*", text.lower()) if w not in _STOPWORDS}
+    for run in re.findall(f"[{HAN_CLASS}]+", convert_chinese(text, SIMPLIFIED)):
+        units.update(run[i : i + 2] for i in range(len(run) - 1))
+    return units
+
+
+def normalise_spaces(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def restates_question(sentence: str, question: str) -> bool:
+    """A question back, a piece of the question copied, or a sentence that adds next to nothing
+    to the question's own words (a new number counts as something: "It needs 2048 bits")."""
+    if re.search(r"[?？]\s*[\"'”」』)]*$", sentence.strip()):
+        return True
+    key = normalise(sentence)
+    if not key or key in normalise(question):
+        return True
+    if numbers_in(sentence) - numbers_in(question, lenient=True):
+        return False
+    units = _content_units(sentence)
+    return bool(units) and len(units & _content_units(question)) / len(units) >= RESTATED
+
+
+def talks_about_sources(text: str) -> bool:
+    return bool(_ABOUT_SOURCES_EN.search(text) or _ABOUT_SOURCES_ZH.search(text))
+
+
+# --- the check ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SceneCheck:
+    """A scene after the check: evidence snapped to the passages' words, and what is wrong with it."""
+
+    scene: Scene
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def snap_evidence(evidence: list[Evidence], passages: list[Passage]) -> tuple[list[Evidence], list[str]]:
+    """Each quote replaced by the sentence(s) it copies, from the passage it names or, failing that,
+    from another one (small models cite the wrong number); problems for quotes found nowhere."""
+    snapped, problems = [], []
+    for item in evidence:
+        order = list(range(len(passages)))
+        if 1 <= item.passage <= len(passages):
+            order.insert(0, order.pop(item.passage - 1))
+        for index in order:
+            found = locate_quote(item.quote, passages[index])
+            if found:
+                snapped.append(Evidence(passage=index + 1, quote=found))
+                break
+        else:
+            problems.append(f"the quote {_short(item.quote)} is not a sentence of any passage")
+    return list({(e.passage, e.quote): e for e in snapped}.values()), problems
+
+
+def check_scene(scene: Scene, passages: list[Passage], question: str, language: str) -> SceneCheck:
+    """Check ``scene`` (evidence numbered by passage, 1-based) against ``passages``; see the module doc."""
+    evidence, problems = snap_evidence(scene.evidence, passages)
+    narration = normalise_spaces(scene.narration)
+    if not narration:
+        problems.append("the narration is empty")
+    elif detect_language(narration) != language:
+        problems.append(
+            "the narration is not in " + ("Traditional Chinese" if language == "zh" else "English")
+        )
+    if evidence:
+        quoted = " ".join(e.quote for e in evidence)
+        missing = sorted(numbers_in(narration) - numbers_in(quoted, lenient=True), key=len)
+        if missing:
+            problems.append(f"the number(s) {', '.join(missing)} in the narration are not in its quote")
+        quoted_key = normalise(quoted)
+        absent = [t for t in terms_in(narration) if normalise(t) not in quoted_key]
+        if absent:
+            problems.append(f"the term(s) {', '.join(absent)} are not in its quote")
+    elif not problems:
+        problems.append("it quotes no passage")
+    sentences = split_sentences(narration)
+    if any(restates_question(s, question) for s in sentences):
+        problems.append("it repeats the question instead of answering it")
+    if _URL.search(narration):
+        problems.append("it narrates a web address, which cannot be said aloud")
+    if talks_about_sources(narration) or talks_about_sources(scene.key_point):
+        problems.append("it talks about the passages instead of saying what they say")
+    checked = scene.model_copy(update={"narration": narration, "evidence": evidence or scene.evidence})
+    return SceneCheck(checked, problems)
+
+
+def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Scene | None:
+    """The scene narrated as its own evidence (right by construction), or None when its evidence is
+    not in the answer's language or not a sentence of any passage."""
+    evidence, _ = snap_evidence(scene.evidence, passages)
+    usable = [e for e in evidence if detect_language(e.quote) == language]
+    if not usable:
+        return None
+    narration = " ".join(e.quote for e in usable)
+    key_point = scene.key_point if scene.key_point and not talks_about_sources(scene.key_point) else ""
+    return Scene(narration=narration, key_point=key_point, evidence=usable, origin="extractive")
+
+
+def best_sentences(question: str, passages: list[Passage], language: str, count: int = 2) -> list[Scene]:
+    """Extractive scenes from the passages' sentences that share the most with the question: the
+    answer when the model gave nothing usable."""
+    asked = _content_units(question)
+    scored = []
+    for index, passage in enumerate(passages):
+        for sentence in _passage_sentences(passage):
+            units = _content_units(sentence)
+            if units and detect_language(sentence) == language:
+                scored.append((len(units & asked) / len(units) ** 0.5, -index, sentence, index))
+    scored.sort(reverse=True)
+    return [
+        Scene(narration=sentence, evidence=[Evidence(passage=index + 1, quote=sentence)], origin="extractive")
+        for overlap, _, sentence, index in scored[:count]
+        if overlap > 0
+    ]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = normalise_spaces(text)
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")

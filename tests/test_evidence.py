@@ -1,0 +1,232 @@
+"""The evidence check, the script reader and the spoken form of code: pure text, no model."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragreel.llm.evidence import (
+    check_scene,
+    extractive_scene,
+    locate_quote,
+    numbers_in,
+    restates_question,
+    talks_about_sources,
+    terms_in,
+)
+from ragreel.llm.script import parse_script, tidy_narration
+from ragreel.schemas import Evidence, Passage, Scene
+from ragreel.speech.prepare import spoken_code
+
+
+def passage(text: str, language: str = "en") -> Passage:
+    return Passage(chunk_id="a#0", source="a.md", title="A", text=text, language=language, score=0.5, rank=1)
+
+
+LEAVE = passage(
+    "勞工在同一雇主繼續工作滿一定期間者，應給予特別休假。五年以上十年未滿者，每年十五日。"
+    "十年以上者，每一年加給一日，加至三十日為止。",
+    "zh",
+)
+TEA = passage(
+    "Oolong tea is best brewed with water between 90 and 95 degrees Celsius. Rinse the leaves quickly "
+    "first, then steep them for about one minute.\nA 2,048-bit key is the minimum."
+)
+
+
+@pytest.mark.parametrize(
+    "quote, expected",
+    [
+        ("Oolong tea is best brewed with water between 90 and 95", 0),  # part of a sentence
+        ("oolong tea is  best brewed with water between 90 & 95 degrees Celsius", 0),  # a near copy
+        ("Celsius. Rinse the leaves quickly first", "two"),  # across two sentences
+        ("Black tea is brewed with boiling water.", None),
+        ("tea", None),  # too short to be evidence
+    ],
+)
+def test_a_quote_is_located_as_the_passages_own_sentences(quote, expected):
+    sentences = [
+        "Oolong tea is best brewed with water between 90 and 95 degrees Celsius.",
+        "Rinse the leaves quickly first, then steep them for about one minute.",
+    ]
+    found = locate_quote(quote, TEA)
+    if expected is None:
+        assert found is None
+    elif expected == "two":
+        assert found == " ".join(sentences)
+    else:
+        assert found == sentences[expected]
+
+
+def test_quotes_match_across_simplified_and_traditional_and_punctuation():
+    assert (
+        locate_quote("十年以上者每一年加给一日加至三十日为止", LEAVE)
+        == "十年以上者，每一年加給一日，加至三十日為止。"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("It takes 20 days, not 2,048 or 3.5.", {"20", "2048", "3.5"}),
+        ("每年十五日，最多三十日，三天", {"15", "30", "3"}),
+        ("百分之五十的人", {"50", "0.5"}),
+        ("一些人十分喜歡，一個方法", set()),  # words, not numbers
+        ("twenty days and twice", {"20", "2"}),
+        ("X25519 and -des3 and utf8 and python3", set()),  # identifiers are terms, not numbers
+        ("二〇二四年", {"2024"}),
+    ],
+)
+def test_numbers_are_read_by_value(text, values):
+    assert numbers_in(text) == values
+
+
+def test_evidence_counts_every_numeral():
+    assert numbers_in("一年加給一日", lenient=True) == {"1"}
+    assert "0.5" in numbers_in("50%", lenient=True)
+
+
+@pytest.mark.parametrize(
+    "narration, problem",
+    [
+        ("Brew oolong at 90 to 95 degrees Celsius.", None),
+        ("Brew oolong at 80 degrees.", "the number(s) 80"),
+        ("Brew oolong at ninety degrees, steep it for one minute.", None),
+        ("Use `genpkey` for it.", "the term(s) genpkey"),
+        ("The first passage lists the temperature.", "talks about the passages"),
+        ("It is explained in the brewing notes.", "talks about the passages"),
+        ("How hot should the water be for oolong?", "repeats the question"),
+        ("The water for oolong should be hot.", "repeats the question"),
+        ("Visit https://tea.example for more.", "web address"),
+        ("烏龍茶用九十度的水。", "not in English"),
+    ],
+)
+def test_scene_check(narration, problem):
+    quote = "Oolong tea is best brewed with water between 90 and 95 degrees Celsius."
+    scene = Scene(narration=narration, evidence=[Evidence(passage=1, quote=quote)])
+    result = check_scene(scene, [TEA], "How hot should the water be for oolong?", "en")
+    if problem is None:
+        assert result.passed, result.problems
+    else:
+        assert any(problem in p for p in result.problems), result.problems
+
+
+def test_ninety_words_need_their_value_in_the_quote():
+    scene = Scene(
+        narration="Use water at ninety degrees.",
+        evidence=[Evidence(passage=1, quote="Use hot water always.")],
+    )
+    result = check_scene(scene, [passage("Use hot water always.")], "How hot?", "en")
+    assert "the quote 'Use hot water always.' is not a sentence" not in " ".join(result.problems)
+
+
+def test_chinese_scene_checks():
+    quote = "十年以上者，每一年加給一日，加至三十日為止。"
+    question = "工作十年以上的特休最多幾天？"
+
+    def problems(narration: str) -> list[str]:
+        scene = Scene(narration=narration, evidence=[Evidence(passage=1, quote=quote)])
+        return check_scene(scene, [LEAVE], question, "zh").problems
+
+    assert problems("特休每年多一天，最多到三十天。") == []
+    assert problems("特休最多可以到 20 天。") == ["the number(s) 20 in the narration are not in its quote"]
+    assert problems("資料中詳細描述了特休的規定。") == [
+        "it talks about the passages instead of saying what they say"
+    ]
+    assert problems("工作十年以上的特休最多幾天？") == ["it repeats the question instead of answering it"]
+
+
+def test_yes_no_and_new_facts_are_not_restating():
+    assert not restates_question(
+        "No, you do not need permission to use the logo.", "Do I need permission to use the logo?"
+    )
+    assert not restates_question(
+        "The genpkey command produces an X25519 key.", "What command produces an X25519 key?"
+    )
+    assert not restates_question(
+        "A new RSA key should have 2048 bits.", "How many bits should a new RSA key have?"
+    )
+    assert restates_question("如果中途 break 還會跑嗎", "for 迴圈的 else 是什麼？如果中途 break 還會跑嗎？")
+
+
+def test_talking_about_sources_in_both_languages():
+    for text in (
+        "According to the document, it is hot.",
+        "Passage 2 says so.",
+        "在「數字」一節中有說明。",
+        "這份資料列出了",
+    ):
+        assert talks_about_sources(text), text
+    for text in ("The document root is /var/www.", "設定文件要放在家目錄。", "Water boils at 100 degrees."):
+        assert not talks_about_sources(text), text
+
+
+def test_code_terms_are_found_and_must_be_quoted():
+    assert terms_in("Call os.path.join() with `sep` and --force, or __enter__ and .python_history") == [
+        "sep",
+        "os.path.join()",
+        "--force",
+        "__enter__",
+        ".python_history",
+    ]
+
+
+def test_extractive_scene_is_its_evidence_and_refuses_another_language():
+    scene = Scene(
+        narration="wrong",
+        key_point="The passage",
+        evidence=[Evidence(passage=1, quote="best brewed with water between 90 and 95")],
+    )
+    extractive = extractive_scene(scene, [TEA], "en")
+    assert extractive.narration == "Oolong tea is best brewed with water between 90 and 95 degrees Celsius."
+    assert (
+        extractive.origin == "extractive" and extractive.key_point == ""
+    )  # a headline about "the passage" goes
+    assert extractive_scene(scene, [TEA], "zh") is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"scenes": [{"passage": 1, "quote": "q text here", "key_point": "K", "narration": "N."}]}',
+        '```json\n{"scenes": [{"passage": "[1]", "quote": "q text here", "key_point": "K", "narration": "N."}]}\n```',
+        'Here is the script: [{"passage": 1, "quote": "q text here", "narration": "N."}] Hope it helps.',
+        '{"scenes": [{"passage": 1, "quote": "q text here", "key_point": "K", "narration": "N."}, {"passage": 2, "quo',
+    ],
+)
+def test_scripts_are_read_leniently(reply):
+    [scene] = parse_script(reply, "en")
+    assert scene.narration == "N." and scene.evidence == [Evidence(passage=1, quote="q text here")]
+
+
+@pytest.mark.parametrize(
+    "reply", ["", "Oolong is hot.", "{}", '{"scenes": []}', '{"scenes": [{"narration": "no quote"}]}']
+)
+def test_replies_without_a_script_read_as_none(reply):
+    assert parse_script(reply, "en") is None
+
+
+def test_tidy_narration_keeps_code_and_drops_markers():
+    assert (
+        tidy_narration("Write **except (A, B):** [1] in  `x.py` [2, 3].", "en")
+        == "Write except (A, B): in `x.py`."
+    )
+    assert tidy_narration("用这个软件的信息[1]。", "zh") == "用這個軟體的資訊。"
+
+
+@pytest.mark.parametrize(
+    "text, spoken",
+    [
+        ("__enter__ and __exit__", "dunder enter and dunder exit"),
+        ("x += 1", "x plus equals 1"),
+        ("call os.path.join() now", "call os dot path dot join now"),
+        ("saved in .python_history", "saved in dot python history"),
+        ("pass --force", "pass dash dash force"),
+        ("e.g. 3.12", "e.g. 3.12"),  # abbreviations and numbers are left to the number reader
+    ],
+)
+def test_spoken_form_of_code(text, spoken):
+    assert spoken_code(text, "en") == spoken
+
+
+def test_spoken_form_of_operators_in_chinese():
+    assert spoken_code("用 x += 1", "zh") == "用 x 加等於 1"
