@@ -9,9 +9,11 @@ Ingests ``bench/eval/docs`` into a temporary knowledge base, then for each quest
 else the built-in local one) exactly as the generate flow does. Each question lists its
 ``key_facts``: a fact is found when one of its surface forms appears in the answer (case-insensitive,
 Chinese compared in Traditional characters). A question is answered when every fact is found.
-Reported per language: accuracy, mean share of facts found, mean answer length in seconds of
-speech, and the share of questions whose right document was retrieved (so a miss can be told
-apart: retrieval or answer).
+Reported per language: accuracy, mean share of facts found, the share of questions whose right
+document was retrieved (so a miss can be told apart: retrieval or answer), mean answer length in
+seconds of speech and time to answer; and from the evidence check, the share of scenes that passed
+on the first try, that were rewritten, narrated from their quote (extractive) or dropped, and the
+share of answers with a sentence about "the passage" or restating the question.
 """
 
 from __future__ import annotations
@@ -35,8 +37,32 @@ def facts_found(answer: str, key_facts: list[list[str]]) -> list[bool]:
     return [any(convert_chinese(form).lower() in text for form in forms) for forms in key_facts]
 
 
+def evasions(answer: str, question: str) -> dict[str, bool]:
+    """Whether any sentence of ``answer`` talks about the sources or restates the question."""
+    from ragreel.llm.evidence import restates_question, talks_about_sources
+    from ragreel.speech.prepare import subtitle_sentences
+
+    sentences = subtitle_sentences(answer)
+    return {
+        "about_sources": any(talks_about_sources(s) for s in sentences),
+        "restates": any(restates_question(s, question) for s in sentences),
+    }
+
+
+def scene_outcomes(checks: list[str]) -> dict[str, int]:
+    """Counts of what the evidence check did to each scene, read from ``Answer.checks``."""
+    outcomes = {"passed": 0, "rewritten": 0, "replaced": 0, "dropped": 0}
+    for check in checks:
+        for outcome in outcomes:
+            if check.split(": ", 1)[-1].startswith(outcome):
+                outcomes[outcome] += 1
+    return outcomes
+
+
 def score(items: list[dict]) -> dict[str, float]:
     n = len(items)
+    scenes = {k: sum(i["scenes"][k] for i in items) for k in ("passed", "rewritten", "replaced", "dropped")}
+    checked = sum(scenes.values()) or 1
     return {
         "n": n,
         "accuracy": sum(all(i["found"]) for i in items) / n,
@@ -44,6 +70,12 @@ def score(items: list[dict]) -> dict[str, float]:
         "retrieved": sum(i["retrieved"] for i in items) / n,
         "seconds_spoken": sum(i["seconds_spoken"] for i in items) / n,
         "seconds_to_answer": sum(i["seconds_to_answer"] for i in items) / n,
+        "first_try": scenes["passed"] / checked,
+        "rewritten": scenes["rewritten"] / checked,
+        "extractive": scenes["replaced"] / checked,
+        "dropped": scenes["dropped"] / checked,
+        "about_sources": sum(i["about_sources"] for i in items) / n,
+        "restates": sum(i["restates"] for i in items) / n,
     }
 
 
@@ -66,6 +98,9 @@ def run(questions: list[dict]) -> list[dict]:
                 "retrieved": any(p.source == item["answer_source"] for p in passages),
                 "seconds_spoken": spoken_seconds(answer.text, item["language"]),
                 "seconds_to_answer": time.perf_counter() - started,
+                "scenes": scene_outcomes(answer.checks),
+                "checks": answer.checks,
+                **evasions(answer.text, item["question"]),
             }
         )
         mark = "ok" if all(found) else f"{sum(found)}/{len(found)}"
@@ -106,15 +141,23 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return 0
-    print(
-        f"\n{'group':<16} {'n':>3} {'accuracy':>9} {'facts':>6} {'retrieved':>10} {'spoken s':>9} {'answer s':>9}"
-    )
+    columns = [
+        ("accuracy", "accuracy"),
+        ("facts", "fact_recall"),
+        ("retrieved", "retrieved"),
+        ("spoken s", "seconds_spoken"),
+        ("answer s", "seconds_to_answer"),
+        ("1st try", "first_try"),
+        ("rewritten", "rewritten"),
+        ("extractive", "extractive"),
+        ("dropped", "dropped"),
+        ("about src", "about_sources"),
+        ("restates", "restates"),
+    ]
+    print(f"\n{'group':<16} {'n':>3} " + " ".join(f"{title:>10}" for title, _ in columns))
     for group, items in sorted(groups.items()):
         s = score(items)
-        print(
-            f"{group:<16} {s['n']:>3} {s['accuracy']:>9.3f} {s['fact_recall']:>6.3f} {s['retrieved']:>10.3f} "
-            f"{s['seconds_spoken']:>9.1f} {s['seconds_to_answer']:>9.1f}"
-        )
+        print(f"{group:<16} {s['n']:>3} " + " ".join(f"{s[key]:>10.3f}" for _, key in columns))
     if args.show_misses:
         for result in results:
             if not all(result["found"]):

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(name, None)  # the bench is about the built-in local model
     from ragreel.llm.client import resolve_endpoint
     from ragreel.llm.local_server import stop_local_server
-    from ragreel.llm.prompt import LengthTarget, build_messages, spoken_seconds
+    from ragreel.llm.prompt import LengthTarget, spoken_seconds
+    from ragreel.llm.script import script_messages
     from ragreel.settings import get_settings
     from tasks.answer import answer_question
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         for language, filename, question in CASES:
             passages = sample_passages(SAMPLES / filename, language)
             target = LengthTarget(language, settings.answer_min_seconds, settings.answer_max_seconds)
-            messages = build_messages(question, passages, language, target)
+            messages = script_messages(question, passages, language, target)
             streams, answers = [], []
             answer = None
             for _ in range(args.runs):

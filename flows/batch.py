@@ -37,7 +37,7 @@ from flows.generate import generate_video
 from ragreel.cli import run_command
 from ragreel.errors import RagreelError
 from ragreel.prefect_server import temporary_prefect_server
-from ragreel.schemas import VideoResult
+from ragreel.schemas import Scene, Script, VideoResult
 from ragreel.settings import get_settings
 from tasks.batch import BatchRow, RowProblem, read_spreadsheet, safe_names, write_manifest
 from tasks.stage import one_line
@@ -86,6 +86,7 @@ def _row_parameters(row: BatchRow, output_dir: Path, video: bool) -> dict:
         "voice": row.voice or "auto",
         "aspect": row.aspect,
         "title": row.title,
+        "script": row.script.model_dump(mode="json") if row.script else None,
         "output_dir": str(output_dir),
         "video": video,
     }
@@ -144,6 +145,10 @@ def manifest_entry(outcome: RowOutcome) -> dict:
         "sources": "; ".join(f"[{c.number}] {c.title} ({c.source})" for c in result.sources)
         if result
         else "",
+        # The reviewable script: edit a narration or key point, feed the manifest back as the sheet,
+        # and that script is rendered without asking the model again.
+        "script": script_cell(result.scenes) if result and result.scenes else "",
+        "checks": "; ".join(result.checks) if result else "",
         "video": result.mp4_path or "" if result else "",
         "subtitles": result.srt_path or "" if result else "",
         "thumbnail": result.thumbnail_path or "" if result else "",
@@ -156,6 +161,11 @@ def manifest_entry(outcome: RowOutcome) -> dict:
         "error": outcome.error or "",
     }
     return {**entry, **row.extra}
+
+
+def script_cell(scenes: list[Scene]) -> str:
+    """A row's scenes as one JSON cell, readable in a spreadsheet (Chinese as characters)."""
+    return json.dumps(Script(scenes=scenes).model_dump(mode="json"), ensure_ascii=False)
 
 
 def _skipped_entry(problem_rows: dict[int, list[RowProblem]], number: int) -> dict:

@@ -3,6 +3,7 @@
     python -m flows.generate "What water temperature should I use for oolong tea?"
     python -m flows.generate "高山烏龍茶要種在多高的地方？" --aspect portrait
     python -m flows.generate "..." --no-video      # answer and sources only, for review
+    python -m flows.generate "..." --script reviewed.json   # render a reviewed script, no model asked
     python -m flows.generate "..." --json          # the result object as JSON on stdout
 
 Each stage is a Prefect task declared in its own module under ``tasks/`` (see
@@ -15,6 +16,7 @@ without re-asking the LLM or re-speaking; a cached result whose files have gone 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -35,6 +37,7 @@ from ragreel.schemas import (
     Answer,
     Aspect,
     Passage,
+    Script,
     Source,
     VideoRequest,
     VideoResult,
@@ -68,13 +71,16 @@ def generate_video(
     output_dir: str | None = None,
     video: bool = True,
     title: str | None = None,
+    script: Script | None = None,
 ) -> VideoResult:
     """Answer ``question`` from the knowledge base and turn the answer into a narrated video.
 
     ``language`` ('en' or 'zh') defaults to the question's; ``voice`` is auto, bark, piper,
     kokoro or espeak; ``aspect`` landscape, portrait or square; ``video=False`` stops after the
-    answer; ``title`` replaces the question on the title card. Outputs, with a ``result.json``,
-    go to ``output_dir`` or ``RAGREEL_HOME/videos/<slug>-<hash>/``.
+    answer; ``title`` replaces the question on the title card; ``script`` (scenes, as in a
+    ``result.json``) is rendered instead of asking the model, once its evidence checks out against
+    the retrieved passages. Outputs, with a ``result.json``, go to ``output_dir`` or
+    ``RAGREEL_HOME/videos/<slug>-<hash>/``.
     """
     started = time.perf_counter()
     settings = get_settings()
@@ -86,6 +92,7 @@ def generate_video(
         voice=voice,
         aspect=aspect,
         title=title,
+        script=script,
     )
     question = request.question
     language = request.answer_language()
@@ -97,7 +104,7 @@ def generate_video(
         folder.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         _passages_artifact(question, passages)
 
-        answer = generate_stage(question, passages, language)
+        answer = generate_stage(question, passages, language, request.script)
         create_markdown_artifact(
             _answer_markdown(answer, passages),
             key="answer",
@@ -108,6 +115,8 @@ def generate_video(
             language=language,
             answer=answer.text,
             covered=answer.covered,
+            scenes=answer.scenes,
+            checks=answer.checks,
             sources=answer.citations,
             passages=passages,
             llm=f"{answer.backend}:{answer.model}",
@@ -209,6 +218,18 @@ def _answer_markdown(answer: Answer, passages: list[Passage]) -> str:
         f"*Answered by {answer.backend}:{answer.model}*",
         "",
     ]
+    if answer.scenes:
+        lines += [
+            "## Scenes",
+            "",
+            "| # | key point | narration | evidence | check |",
+            "|---|---|---|---|---|",
+        ]
+        for number, scene in enumerate(answer.scenes, start=1):
+            evidence = " ".join(f"[{e.passage}] “{e.quote}”" for e in scene.evidence)
+            cells = [str(number), scene.key_point, scene.narration, evidence, scene.origin]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines += ["", *[f"- {check}" for check in answer.checks], ""]
     if answer.citations:
         lines += ["## Sources", ""]
         for c in answer.citations:
@@ -218,6 +239,10 @@ def _answer_markdown(answer: Answer, passages: list[Passage]) -> str:
     elif not answer.covered:
         lines += [f"_The knowledge base does not cover this question ({len(passages)} passages retrieved)._"]
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _write_result(result: VideoResult, folder: Path) -> None:
@@ -230,6 +255,10 @@ def _write_result(result: VideoResult, folder: Path) -> None:
 
 def _print_result(result: VideoResult) -> None:
     print(f"\n{result.question}\n\n{result.answer}\n")
+    if result.scenes:
+        origins = [s.origin for s in result.scenes]
+        counts = ", ".join(f"{origins.count(o)} {o}" for o in dict.fromkeys(origins))
+        print(f"Scenes: {len(origins)} ({counts}); each checked against the sentence it quotes")
     if result.sources:
         print("Sources:")
         for c in result.sources:
@@ -240,6 +269,27 @@ def _print_result(result: VideoResult) -> None:
     if result.mp4_path:
         print(f"\nVideo: {result.mp4_path} ({result.video_seconds:.1f}s)")
         print(f"Subtitles: {result.srt_path}\nThumbnail: {result.thumbnail_path}")
+
+
+def read_script(path: str) -> dict:
+    """The JSON object in a script file (a reviewed result.json or ``{"scenes": [...]}``)."""
+    from ragreel.errors import InputError
+    from ragreel.text import UndecodableText, decode_bytes
+
+    try:
+        text = decode_bytes(Path(path).read_bytes())
+        data = json.loads(text)
+    except OSError as exc:
+        raise InputError(f"cannot read the script {path}: {exc.strerror}", stage="generate") from None
+    except (UndecodableText, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"the script {path} is not JSON text ({exc})",
+            stage="generate",
+            hint='give a result.json or a file like {"scenes": [{"narration": ..., "evidence": [...]}]}',
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(f"the script {path} is not a JSON object with 'scenes'", stage="generate")
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,12 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-video", action="store_true", help="stop after the answer: print answer and sources"
     )
+    parser.add_argument(
+        "--script",
+        metavar="FILE",
+        help='render this reviewed script (JSON: a result.json or {"scenes": [...]}) instead of asking the model',
+    )
     parser.add_argument("--json", action="store_true", help="print the result object as JSON, nothing else")
     args = parser.parse_args(argv)
 
     def generate() -> int:
         # Input that can be checked is refused before a flow (and a temporary Prefect server) starts.
         settings = get_settings()
+        script = read_script(args.script) if args.script else None
         VideoRequest.checked(
             settings.max_question_chars,
             question=args.question,
@@ -277,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             top_k=args.top_k,
             voice=args.voice,
             aspect=args.aspect,
+            script=script,
         ).answer_language()
         KnowledgeBase(settings).table()  # missing, or built with another model: said now
         with temporary_prefect_server():
@@ -288,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 aspect=args.aspect,
                 output_dir=args.output_dir,
                 video=not args.no_video,
+                script=script,
             )
         if args.json:
             print(result.model_dump_json(indent=2))

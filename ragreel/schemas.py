@@ -6,6 +6,7 @@ task inputs and persist results.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, ValidationInfo, field_validator
@@ -98,97 +99,15 @@ _PARAMETER_STAGE = {
     "voice": "speak",
     "aspect": "render",
     "title": "render",
+    "script": "generate",
 }
 
 
-class VideoRequest(BaseModel):
-    """The generate flow's parameters, checked once at its entrance (and per row of a batch).
-
-    Validate with ``context={"max_question_chars": n}`` to apply a limit other than the default.
-    """
-
-    question: str
-    language: Language | None = None
-    top_k: TopK | None = None
-    voice: VoiceSpec = "auto"
-    aspect: Aspect | None = None
-    title: str | None = None
-
-    @field_validator("question", mode="before")
-    @classmethod
-    def _question(cls, value: Any, info: ValidationInfo) -> str:
-        limit = (info.context or {}).get("max_question_chars", DEFAULT_MAX_QUESTION_CHARS)
-        try:
-            return check_question(" ".join(value.split()) if isinstance(value, str) else value, limit)
-        except InputError as exc:
-            raise ValueError(exc.message) from None
-
-    @field_validator("language", mode="before")
-    @classmethod
-    def _language(cls, value: Any) -> Language | None:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        try:
-            return parse_language(value)
-        except InputError as exc:
-            raise ValueError(f"{value!r} is not one of {', '.join(LANGUAGES)}") from exc
-
-    @field_validator("title", mode="before")
-    @classmethod
-    def _title(cls, value: Any) -> str | None:
-        return " ".join(value.split()) or None if isinstance(value, str) else value
-
-    def answer_language(self) -> Language:
-        """The language asked for, else the question's; Japanese is refused rather than answered in Chinese."""
-        if self.language:
-            return self.language
-        if has_kana(self.question):
-            raise InputError(
-                "the question looks Japanese; ragreel answers in English or Chinese",
-                stage="generate",
-                hint="ask in English or Chinese, or pass --language zh (or en) to answer it anyway",
-            )
-        return detect_language(self.question)
-
-    @classmethod
-    def checked(cls, max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS, **parameters: Any) -> VideoRequest:
-        """Validated parameters, or an InputError naming the parameter, its stage and the problem."""
-        parameters["question"] = check_question(
-            parameters.get("question"), max_question_chars
-        )  # with its hint
-        try:
-            return cls.model_validate(parameters, context={"max_question_chars": max_question_chars})
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            field = str(error["loc"][0]) if error["loc"] else "parameters"
-            message = error["msg"].removeprefix("Value error, ")
-            raise InputError(
-                message if field == "question" else f"{field}: {message}",
-                stage=_PARAMETER_STAGE.get(field, "generate-video"),
-            ) from None
-
-
-class Passage(BaseModel):
-    """One retrieved chunk of the knowledge base."""
-
-    chunk_id: str
-    source: str = Field(description="File path relative to the ingested root.")
-    title: str
-    heading: str = Field("", description="Heading path inside the document, e.g. 'Brewing > Water'.")
-    text: str
-    language: Language
-    score: float = Field(description="Fused relevance score; higher is better.")
-    rank: int = Field(description="1-based position in the result list.")
-
-
-class Citation(BaseModel):
-    """A passage the answer cites as [number]."""
-
-    number: int
-    source: str
-    title: str
-    heading: str = ""
-    text: str
+def error_message(error: dict) -> str:
+    """A pydantic error in words, with where inside the value it is (``script: scenes.0.evidence: ...``)."""
+    message = error["msg"].removeprefix("Value error, ")
+    inner = ".".join(str(part) for part in error["loc"][1:])
+    return f"{inner}: {message}" if inner else message
 
 
 SceneOrigin = Literal["model", "revised", "extractive", "edited"]
@@ -220,6 +139,112 @@ class Script(BaseModel):
     """Scenes in order: what ``--script`` takes and what a review manifest carries per row."""
 
     scenes: list[Scene] = Field(min_length=1)
+
+
+class VideoRequest(BaseModel):
+    """The generate flow's parameters, checked once at its entrance (and per row of a batch).
+
+    Validate with ``context={"max_question_chars": n}`` to apply a limit other than the default.
+    """
+
+    question: str
+    language: Language | None = None
+    top_k: TopK | None = None
+    voice: VoiceSpec = "auto"
+    aspect: Aspect | None = None
+    title: str | None = None
+    script: Script | None = Field(
+        None, description="A reviewed script to render instead of asking the model (JSON text or object)."
+    )
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _question(cls, value: Any, info: ValidationInfo) -> str:
+        limit = (info.context or {}).get("max_question_chars", DEFAULT_MAX_QUESTION_CHARS)
+        try:
+            return check_question(" ".join(value.split()) if isinstance(value, str) else value, limit)
+        except InputError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> Language | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        try:
+            return parse_language(value)
+        except InputError as exc:
+            raise ValueError(f"{value!r} is not one of {', '.join(LANGUAGES)}") from exc
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title(cls, value: Any) -> str | None:
+        return " ".join(value.split()) or None if isinstance(value, str) else value
+
+    @field_validator("script", mode="before")
+    @classmethod
+    def _script(cls, value: Any) -> Any:
+        # A spreadsheet cell or a form field holds the script as JSON text; a result.json works too.
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"the script is not valid JSON ({exc.msg} at character {exc.pos})") from None
+        return value
+
+    def answer_language(self) -> Language:
+        """The language asked for, else the question's; Japanese is refused rather than answered in Chinese."""
+        if self.language:
+            return self.language
+        if has_kana(self.question):
+            raise InputError(
+                "the question looks Japanese; ragreel answers in English or Chinese",
+                stage="generate",
+                hint="ask in English or Chinese, or pass --language zh (or en) to answer it anyway",
+            )
+        return detect_language(self.question)
+
+    @classmethod
+    def checked(cls, max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS, **parameters: Any) -> VideoRequest:
+        """Validated parameters, or an InputError naming the parameter, its stage and the problem."""
+        parameters["question"] = check_question(
+            parameters.get("question"), max_question_chars
+        )  # with its hint
+        try:
+            return cls.model_validate(parameters, context={"max_question_chars": max_question_chars})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else "parameters"
+            message = error_message(error)
+            raise InputError(
+                message if field == "question" else f"{field}: {message}",
+                stage=_PARAMETER_STAGE.get(field, "generate-video"),
+            ) from None
+
+
+class Passage(BaseModel):
+    """One retrieved chunk of the knowledge base."""
+
+    chunk_id: str
+    source: str = Field(description="File path relative to the ingested root.")
+    title: str
+    heading: str = Field("", description="Heading path inside the document, e.g. 'Brewing > Water'.")
+    text: str
+    language: Language
+    score: float = Field(description="Fused relevance score; higher is better.")
+    rank: int = Field(description="1-based position in the result list.")
+
+
+class Citation(BaseModel):
+    """A passage the answer cites as [number]."""
+
+    number: int
+    source: str
+    title: str
+    heading: str = ""
+    text: str
 
 
 class Answer(BaseModel):

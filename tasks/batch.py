@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ragreel.errors import InputError
 from ragreel.files import atomic_path, write_text_atomic
-from ragreel.schemas import ASPECTS, MAX_TOP_K, VideoRequest
+from ragreel.schemas import ASPECTS, MAX_TOP_K, VideoRequest, error_message
 from ragreel.settings import Settings, get_settings
 from ragreel.text import UndecodableText, decode_bytes
 
@@ -39,6 +39,25 @@ class BatchRow(VideoRequest):
 
 # Columns that are the flow's parameters; any other column is carried into the manifest.
 KNOWN_COLUMNS = ("id", *VideoRequest.model_fields)
+# Columns a manifest writes about its rows: when a reviewed manifest is fed back as the sheet, they
+# are made anew, not carried (its ``script`` column is a parameter: the reviewed script is rendered).
+MANIFEST_COLUMNS = (
+    "row",
+    "status",
+    "answer",
+    "sources",
+    "checks",
+    "video",
+    "subtitles",
+    "thumbnail",
+    "narration_seconds",
+    "video_seconds",
+    "llm",
+    "voice",
+    "from_cache",
+    "failed_stage",
+    "error",
+)
 
 
 class RowProblem(BaseModel):
@@ -159,7 +178,7 @@ def _validate(frame, settings: Settings) -> tuple[list[BatchRow], list[RowProble
     rows: list[BatchRow] = []
     problems: list[RowProblem] = []
     seen_ids: dict[str, int] = {}
-    extra_columns = [c for c in frame.columns if c not in KNOWN_COLUMNS]
+    extra_columns = [c for c in frame.columns if c not in KNOWN_COLUMNS and c not in MANIFEST_COLUMNS]
     for index, record in enumerate(frame.to_dict("records")):
         number = index + 2
         cell = {k: str(v).strip() for k, v in record.items()}
@@ -203,7 +222,7 @@ def _validate(frame, settings: Settings) -> tuple[list[BatchRow], list[RowProble
 
 def _row_message(error: dict, cell: dict[str, str]) -> str:
     column = str(error["loc"][0])
-    message = error["msg"].removeprefix("Value error, ")
+    message = error_message(error)
     if column == "question" and "empty" in message:
         return "blank question: fill it in or delete the row"
     if column == "top_k":

@@ -39,7 +39,11 @@ def passages_in(body: dict[str, Any]) -> list[str]:
 def script_reply(*scenes: tuple[int, str, str], key_point: str = "Key point") -> str:
     """A script as the model writes it, from (passage number, quote, narration) triples."""
     return json.dumps(
-        {"scenes": [{"passage": n, "quote": q, "key_point": key_point, "narration": t} for n, q, t in scenes]},
+        {
+            "scenes": [
+                {"passage": n, "quote": q, "key_point": key_point, "narration": t} for n, q, t in scenes
+            ]
+        },
         ensure_ascii=False,
     )
 

@@ -9,6 +9,8 @@ import pytest
 from flows.batch import BatchSummary, batch_videos, main
 from tests.conftest import decodes_fully
 
+QUESTION_EN = "What water temperature should I use for oolong tea?"
+
 pytestmark = [pytest.mark.usefixtures("prefect_harness", "use_ingested_home"), pytest.mark.slow]
 
 CSV = """id,question,language,voice,owner
@@ -100,6 +102,47 @@ def test_xlsx_review_manifest_without_video(stub_llm, tmp_path, capsys):
     manifest = json.loads(Path(summary["manifest_json"]).read_text(encoding="utf-8"))
     assert all(entry["answer"] and not entry["video"] for entry in manifest)
     assert not list(Path(summary["folder"]).rglob("*.mp4"))
+
+
+def test_a_reviewed_manifest_fed_back_renders_the_reviewed_scripts(stub_llm, tmp_path, capsys):
+    sheet = tmp_path / "questions.csv"
+    pd.DataFrame(
+        {
+            "id": ["en-1", "zh-1"],
+            "question": [QUESTION_EN, "高山烏龍茶要種在多高的地方？"],
+            "owner": ["ann", "bo"],
+        }
+    ).to_csv(sheet, index=False)
+    assert main([str(sheet), "--no-video", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    asked = len(stub_llm.chat_requests())
+    reviewed = pd.read_csv(summary["manifest_csv"], encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert set(reviewed.columns) >= {"script", "checks", "answer", "owner"}
+    script = json.loads(reviewed.loc[0, "script"])
+    script["scenes"][0]["narration"] = "Reviewed. " + script["scenes"][0]["narration"]
+    reviewed.loc[0, "script"] = json.dumps(script, ensure_ascii=False)
+    reviewed.to_csv(tmp_path / "reviewed.csv", index=False, encoding="utf-8-sig")
+
+    assert main([str(tmp_path / "reviewed.csv"), "--no-video", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["succeeded"], again["failed"]) == (2, 0)
+    assert len(stub_llm.chat_requests()) == asked  # what was reviewed is rendered; nothing re-asked
+    entries = {e["id"]: e for e in json.loads(Path(again["manifest_json"]).read_text(encoding="utf-8"))}
+    assert entries["en-1"]["answer"].startswith("Reviewed. ")
+    assert entries["zh-1"]["answer"] == reviewed.loc[1, "answer"]
+    assert entries["en-1"]["owner"] == "ann" and "edited by hand" in entries["en-1"]["checks"]
+
+
+def test_a_broken_script_cell_is_a_row_problem(stub_llm, tmp_path, capsys):
+    sheet = tmp_path / "bad-script.csv"
+    pd.DataFrame(
+        {"question": [QUESTION_EN, QUESTION_EN + " Really?"], "script": ['{"scenes": [', ""]}
+    ).to_csv(sheet, index=False)
+    assert main([str(sheet), "--no-video", "--json"]) == 0  # skipped rows are reported, not failed
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["succeeded"], summary["skipped"]) == (1, 1)
+    entries = json.loads(Path(summary["manifest_json"]).read_text(encoding="utf-8"))
+    assert entries[0]["status"] == "skipped" and "script: the script is not valid JSON" in entries[0]["error"]
 
 
 def test_malformed_spreadsheet_fails_before_any_work(stub_llm, tmp_path, capsys):

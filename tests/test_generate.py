@@ -149,3 +149,40 @@ def test_braces_and_format_marks_in_a_question_are_just_text(stub_llm, tmp_path,
             )
         ]
     assert any(question[:10] in name for name in names), names
+
+
+def test_a_reviewed_script_is_rendered_without_asking_the_model(stub_llm, tmp_path, capsys):
+    review = tmp_path / "review"
+    assert main([QUESTION, "--no-video", "--output-dir", str(review)]) == 0
+    assert "Scenes: " in capsys.readouterr().out
+    asked = len(stub_llm.chat_requests())
+    result = json.loads((review / "result.json").read_text(encoding="utf-8"))
+    assert result["scenes"] and all(s["evidence"] for s in result["scenes"])
+    # A reviewer rewrites the first scene in their own words (its numbers still from its quote).
+    first = result["scenes"][0]
+    first["narration"] = "Reviewed: " + first["narration"]
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(result), encoding="utf-8")
+
+    assert main([QUESTION, "--script", str(edited), "--output-dir", str(tmp_path / "video"), "--json"]) == 0
+    rendered = json.loads(capsys.readouterr().out)
+    assert len(stub_llm.chat_requests()) == asked  # the model was not asked again
+    assert rendered["scenes"][0]["narration"].startswith("Reviewed: ")
+    assert {s["origin"] for s in rendered["scenes"]} == {"edited"}
+    assert "Reviewed:" in Path(rendered["srt_path"]).read_text(encoding="utf-8")
+    assert decodes_fully(rendered["mp4_path"])
+
+    first["narration"] = "Brew it at 42 degrees."  # a number its evidence does not have
+    edited.write_text(json.dumps(result), encoding="utf-8")
+    assert main([QUESTION, "--script", str(edited), "--no-video", "--output-dir", str(tmp_path / "bad")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: [generate] scene 1 of the script:") and "42" in last
+    assert len(stub_llm.chat_requests()) == asked
+
+
+def test_a_script_file_that_is_not_json_is_refused_before_any_work(stub_llm, tmp_path, capsys):
+    bad = tmp_path / "script.json"
+    bad.write_bytes(b"\x00\x01binary")
+    assert main([QUESTION, "--script", str(bad), "--no-video"]) == 2
+    assert "is not JSON text" in capsys.readouterr().err
+    assert stub_llm.chat_requests() == []

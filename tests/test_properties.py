@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from ragreel.errors import InputError
 from ragreel.kb.chunking import chunk_document
 from ragreel.kb.loaders import Document, Section
-from ragreel.llm.prompt import LengthTarget, build_messages
+from ragreel.llm.prompt import LengthTarget
+from ragreel.llm.script import script_messages
 from ragreel.schemas import Passage
 from ragreel.settings import get_settings
 from tasks.batch import BatchRow, read_spreadsheet, safe_names
@@ -74,7 +75,7 @@ def test_prompt_building_takes_any_question_and_passage(question, passage_text, 
         chunk_id="c", source="s.md", title=title, text=passage_text, language="en", score=1.0, rank=1
     )
     for language in ("en", "zh"):
-        system, user = build_messages(question, [passage], language, LengthTarget(language, 30, 90))
+        system, user = script_messages(question, [passage], language, LengthTarget(language, 30, 90))
         # The passage's and question's text cannot close their blocks or open new ones.
         assert user["content"].count("<question>") == 1 and user["content"].count("</question>") == 1
         assert user["content"].count("</passage>") == 1

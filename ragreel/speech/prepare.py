@@ -172,7 +172,9 @@ _OPERATORS = {
     "->": ("returns", "傳回"),
     "=>": ("arrow", "箭頭"),
 }
-_OPERATOR = re.compile(r"(?<=[\w\s)\]])\s*(" + "|".join(re.escape(o) for o in _OPERATORS) + r")\s*(?=[\w\s(\[])")
+_OPERATOR = re.compile(
+    r"(?<=[\w\s)\]])\s*(" + "|".join(re.escape(o) for o in _OPERATORS) + r")\s*(?=[\w\s(\[])"
+)
 _DUNDER = re.compile(r"(?<![\w])__([A-Za-z]\w*?)__(?![\w])")
 _DOTTED = re.compile(r"(?<![\w.])(?:[A-Za-z_]\w+)?(?:\.[A-Za-z_]\w+)+(?![\w])")
 _CALL = re.compile(r"(?<=\w)\(\)")
