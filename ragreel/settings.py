@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     )
     answer_min_seconds: float = Field(30.0, description="Shortest narration the answer aims for.")
     answer_max_seconds: float = Field(
-        90.0, description="Longest narration; longer answers are cut at a sentence end."
+        90.0, description="Longest narration; scenes past it are left out, whole, from the end."
     )
 
     # --- speech --------------------------------------------------------------------------------
