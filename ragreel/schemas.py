@@ -234,6 +234,9 @@ class Passage(BaseModel):
     text: str
     language: Language
     score: float = Field(description="Fused relevance score; higher is better.")
+    similarity: float | None = Field(
+        None, description="Cosine between the question's and the passage's vectors (-1..1)."
+    )
     rank: int = Field(description="1-based position in the result list.")
 
 

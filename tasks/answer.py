@@ -64,7 +64,7 @@ def answer_question(
         scenes, checks = _checked_edit(script, question, passages, language)
         return _assemble(question, language, scenes, checks, passages, backend, model, server)
 
-    relevant = [p for p in passages if p.score >= settings.min_relevance]
+    relevant = [p for p in passages if relevance(p) >= settings.min_relevance]
     if not relevant:
         log.info(
             "No passage scores %.3f or more for %r: answering that the knowledge base doesn't cover it",
@@ -106,6 +106,12 @@ def answer_question(
         time.monotonic() - started,
     )
     return answer
+
+
+def relevance(passage: Passage) -> float:
+    """What RAGREEL_MIN_RELEVANCE is compared with: the cosine to the question where retrieval
+    measured it (fused scores only rank), else the score."""
+    return passage.similarity if passage.similarity is not None else passage.score
 
 
 class _ScriptWriter:

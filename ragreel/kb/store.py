@@ -210,7 +210,7 @@ class KnowledgeBase:
                 f"model gave a {len(vector)}-d one",
                 hint="rebuild it: python -m flows.ingest PATH --rebuild",
             )
-        columns = ["chunk_id", "source", "title", "heading", "text", "language"]
+        columns = ["chunk_id", "source", "title", "heading", "text", "language", "vector"]
         if mode == "vector":
             rows = table.search(vector, query_type="vector").select(columns).limit(top_k).to_list()
             scores = [1.0 - row["_distance"] / 2 for row in rows]  # unit vectors: L2² -> cosine
@@ -237,6 +237,12 @@ class KnowledgeBase:
                 .to_list()
             )[:top_k]
             scores = [row["_relevance_score"] for row in rows]
+        # Fused scores rank; the cosine to the question says how close a passage is in absolute terms,
+        # which is what "is this covered at all" needs (RAGREEL_MIN_RELEVANCE).
+        import numpy as np
+
+        query = np.asarray(vector, dtype=np.float32)
+        similarities = [float(np.dot(query, np.asarray(row["vector"], dtype=np.float32))) for row in rows]
         return [
             Passage(
                 chunk_id=row["chunk_id"],
@@ -246,7 +252,10 @@ class KnowledgeBase:
                 text=row["text"],
                 language=row["language"],
                 score=round(float(score), 6),
+                similarity=round(similarity, 6),
                 rank=rank,
             )
-            for rank, (row, score) in enumerate(zip(rows, scores, strict=True), start=1)
+            for rank, (row, score, similarity) in enumerate(
+                zip(rows, scores, similarities, strict=True), start=1
+            )
         ]
