@@ -70,7 +70,7 @@ def locate_quote(quote: str, passage: Passage) -> str | None:
             if offset < start + len(wanted) and start < offset + len(key):
                 touched.append(index)
             offset += len(key)
-        return " ".join(sentences[touched[0] : touched[-1] + 1])
+        return _join(sentences[touched[0] : touched[-1] + 1])
     best, best_ratio = None, 0.0
     for sentence, key in zip(sentences, keys, strict=True):
         ratio = difflib.SequenceMatcher(None, wanted, key, autojunk=False).ratio()
@@ -294,7 +294,7 @@ def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Sc
     usable = [e for e in evidence if detect_language(e.quote) == language]
     if not usable:
         return None
-    narration = " ".join(e.quote for e in usable)
+    narration = _join([e.quote for e in usable])
     key_point = scene.key_point if scene.key_point and not talks_about_sources(scene.key_point) else ""
     return Scene(narration=narration, key_point=key_point, evidence=usable, origin="extractive")
 
@@ -315,6 +315,14 @@ def best_sentences(question: str, passages: list[Passage], language: str, count:
         for overlap, _, sentence, index in scored[:count]
         if overlap > 0
     ]
+
+
+def _join(sentences: list[str]) -> str:
+    """Sentences as one quote: spaced in English, run together in Chinese."""
+    joined = ""
+    for sentence in sentences:
+        joined += sentence if not joined or has_han(joined[-1]) else " " + sentence
+    return joined
 
 
 def _short(text: str, limit: int = 60) -> str:
