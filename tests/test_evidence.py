@@ -230,3 +230,8 @@ def test_spoken_form_of_code(text, spoken):
 
 def test_spoken_form_of_operators_in_chinese():
     assert spoken_code("用 x += 1", "zh") == "用 x 加等於 1"
+
+
+def test_a_chinese_quote_over_two_sentences_is_joined_without_a_space():
+    found = locate_quote("每年十五日。十年以上者", LEAVE)
+    assert found == "五年以上十年未滿者，每年十五日。十年以上者，每一年加給一日，加至三十日為止。"

@@ -321,7 +321,7 @@ def _join(sentences: list[str]) -> str:
     """Sentences as one quote: spaced in English, run together in Chinese."""
     joined = ""
     for sentence in sentences:
-        joined += sentence if not joined or has_han(joined[-1]) else " " + sentence
+        joined += sentence if not joined or (has_han(joined) and has_han(sentence)) else " " + sentence
     return joined
 
 
