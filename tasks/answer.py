@@ -21,7 +21,7 @@ import re
 import time
 
 from ragreel.errors import InputError, TransientError
-from ragreel.llm.client import ChatReply, Endpoint, complete_chat, describe_backend, resolve_endpoint
+from ragreel.llm.client import ChatReply, Endpoint, complete_chat, describe_backend, redact, resolve_endpoint
 from ragreel.llm.evidence import SceneCheck, best_sentences, check_scene, extractive_scene
 from ragreel.llm.prompt import LengthTarget, not_covered_message, spoken_seconds
 from ragreel.llm.script import parse_script, revision_message, script_messages, script_schema
@@ -122,7 +122,11 @@ class _ScriptWriter:
         self.endpoint, self.settings, self.messages = endpoint, settings, messages
         # Quotes and narration both count, plus the JSON around them.
         self.max_tokens = 2 * target.max_tokens + 160
-        self.backend, self.model, self.server = endpoint.backend, endpoint.model or "", endpoint.base_url
+        self.backend, self.model, self.server = (
+            endpoint.backend,
+            endpoint.model or "",
+            redact(endpoint.base_url),
+        )
 
     def ask(self, chat: list[dict], temperature: float) -> ChatReply:
         reply = complete_chat(

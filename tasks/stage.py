@@ -21,6 +21,7 @@ computes a cached result again when the files it names are gone.
 from __future__ import annotations
 
 import contextvars
+import errno
 import functools
 import hashlib
 import importlib.util
@@ -34,7 +35,7 @@ from prefect import Task, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
 from prefect.tasks import exponential_backoff
 
-from ragreel.errors import RagreelError, is_retryable
+from ragreel.errors import PermanentError, RagreelError, is_retryable
 from ragreel.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,21 @@ class Stage(Generic[P, R]):
         return result
 
 
+# A full disk, a quota or file-size limit, a read-only or forbidden folder: retrying in seconds won't help.
+UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
+
+
+def unwritable_error(exc: OSError, stage: str) -> PermanentError:
+    """A write that the storage refused, as an error naming the path and what to do."""
+    where = exc.filename or "an output file"
+    return PermanentError(
+        f"cannot write {where}: {exc.strerror or exc}",
+        stage=stage,
+        hint="free some space or point RAGREEL_HOME (or --output-dir) at a writable disk; "
+        "files from earlier runs were left as they were",
+    )
+
+
 def stage_task(
     *,
     name: str,
@@ -209,8 +225,17 @@ def stage_task(
         return run_name(task_run.parameters)
 
     def decorate(function: Callable[P, R]) -> Stage[P, R]:
+        @functools.wraps(function)  # TASK_SOURCE and parameter names still come from ``function``
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except OSError as exc:
+                if exc.errno in UNWRITABLE:
+                    raise unwritable_error(exc, name) from None
+                raise
+
         stage = task(
-            function,
+            guarded,
             name=name,
             task_run_name=task_run_name,
             timeout_seconds=timeout_seconds,

@@ -578,6 +578,23 @@ def test_api_key_never_appears_in_errors_logs_or_results(stub, settings, caplog)
     assert logged and wrong_key not in logged and KEY not in logged
 
 
+def test_credentials_inside_the_server_url_never_appear(stub, settings, caplog):
+    import base64
+
+    caplog.set_level(logging.DEBUG)
+    host = stub.url.removeprefix("http://")
+    with_password = settings.model_copy(update={"openai_base_url": f"http://proxyuser:s3cret-pass@{host}"})
+    # httpx sends URL credentials as Basic auth; the stub, like real servers, echoes what it was given.
+    with pytest.raises(PermanentError) as caught:
+        answer_question("How hot for oolong?", make_passages(TEA_EN, "en"), settings=with_password)
+    assert "Basic" in stub.chat_requests()[0].headers["authorization"]
+    encoded = base64.b64encode(b"proxyuser:s3cret-pass").decode()
+    shown = [str(caught.value), caught.value.hint or "", *(r.getMessage() for r in caplog.records)]
+    shown.append(str(llm_client.describe_backend(with_password)))
+    assert not [text for text in shown if "s3cret-pass" in text or "proxyuser" in text or encoded in text]
+    assert f"http://***@{host}" in str(caught.value)
+
+
 def test_keyless_server_model_is_asked_from_the_server(clean_env, tmp_path):
     with StubServer(api_key=None, models=("served-model", "other")) as keyless:
         settings = get_settings(OPENAI_BASE_URL=keyless.url, model_cache=tmp_path)

@@ -68,8 +68,10 @@ QUESTIONS = [
 
 
 def _slow_reply(body: dict) -> str:
+    from tests.openai_stub_server import grounded_script
+
     time.sleep(1.5)  # a row takes a while, so there are queued and running rows to interrupt
-    return "Oolong is brewed at 90 to 95 degrees Celsius [1]. Rinse the leaves quickly first [1]."
+    return grounded_script(body, sentences=2)
 
 
 @pytest.fixture
@@ -164,3 +166,71 @@ def test_a_killed_batch_resumes_with_every_video_whole(batch_command):
         assert len(list(folder.glob("*.mp4"))) == 1  # and nothing twice
         if entry["id"] in finished:
             assert entry["from_cache"] == "retrieve, generate, speak, render"
+
+
+def test_two_batches_over_one_sheet_at_once_both_finish_whole(batch_command):
+    from tests.conftest import decodes_fully
+
+    start, batches = batch_command
+    first, second = start(), start()
+    for process in (first, second):
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+        assert json.loads(out)["succeeded"] == len(QUESTIONS)
+    entries = _manifest(batches)  # the last writer's manifest, whole
+    assert [e["status"] for e in entries] == ["succeeded"] * len(QUESTIONS)
+    for entry in entries:
+        assert decodes_fully(entry["video"]), entry["video"]
+        folder = Path(entry["video"]).parent
+        assert len(list(folder.glob("*.mp4"))) == 1 and not list(folder.glob(".*.part*"))
+        assert json.loads((folder / "result.json").read_text(encoding="utf-8"))["mp4_path"] == entry["video"]
+
+
+def test_a_full_disk_fails_with_a_clear_error_and_keeps_earlier_outputs(ingested_home, tmp_path):
+    """RLIMIT_FSIZE makes writes past a size fail with EFBIG, as a full disk fails them with ENOSPC."""
+    import resource
+
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.conftest import decodes_fully
+    from tests.openai_stub_server import StubServer
+
+    out = tmp_path / "video"
+    with StubServer(api_key="sk-disk") as stub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+        env.update(
+            RAGREEL_HOME=str(ingested_home),
+            RAGREEL_RESULTS_STORAGE=str(tmp_path / "results"),
+            OPENAI_BASE_URL=stub.url,
+            OPENAI_API_KEY="sk-disk",
+            RAGREEL_LLM_MODEL="stub-model",
+            PREFECT_API_URL=PREFECT_API_URL.value(),  # the session's server: its database is not ours to limit
+        )
+
+        def generate(*options: str, limit: int | None = None) -> subprocess.CompletedProcess:
+            def limit_file_size() -> None:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+            return subprocess.run(
+                [sys.executable, "-m", "flows.generate", QUESTIONS[0], "--output-dir", str(out), *options],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                preexec_fn=limit_file_size if limit else None,
+            )
+
+        first = generate("--voice", "espeak")
+        assert first.returncode == 0, first.stderr
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+        # Another voice means new narration: a WAV far over the limit.
+        full = generate("--voice", "piper", limit=200_000)
+    assert full.returncode == 1, full.stderr
+    last = full.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: [speak] cannot write") and "File too large" in last, last
+    assert "free some space" in last and "Traceback" not in full.stderr
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before  # nothing half-written, nothing earlier lost
+    assert decodes_fully(out / "video.mp4")

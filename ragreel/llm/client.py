@@ -62,11 +62,18 @@ class ChatReply:
     seconds: float
 
 
+# user:password@ in a URL (a proxy's credentials, say): shown as ***@.
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with the given secrets, and anything shaped like an API key, masked."""
+    """``text`` with the given secrets, credentials inside URLs and anything shaped like an API key
+    masked."""
     for secret in secrets:
         if secret and len(secret) >= 4 and secret != NO_KEY:
             text = text.replace(secret, "***")
+    text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    text = re.sub(r"\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{8,}", r"\1 ***", text)  # echoed auth headers
     return re.sub(r"\b(sk-(?:proj-|ant-)?)[A-Za-z0-9_\-*]{6,}", r"\1***", text)
 
 
@@ -90,7 +97,7 @@ def describe_backend(settings: Settings | None = None) -> tuple[Backend, str, st
     settings = settings or get_settings()
     configured = _configured_server(settings)
     if configured is not None:
-        return "openai", configured.model or "", configured.base_url
+        return "openai", configured.model or "", redact(configured.base_url)
     running = local_server.running_local_server()
     if running is not None:
         return "local", running.model, running.base_url
@@ -123,9 +130,26 @@ _clients_lock = threading.Lock()
 _served_models: dict[str, str] = {}
 
 
+class RedactingFilter(logging.Filter):
+    """Masks secrets in the records of the HTTP libraries, which log request URLs as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_redacting_filter = RedactingFilter()
+
+
 def openai_client(endpoint: Endpoint, settings: Settings | None = None):
     """An ``openai.OpenAI`` client for the endpoint, made once per process and reused."""
     settings = settings or get_settings()
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai._base_client"):
+        if _redacting_filter not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_redacting_filter)
     try:
         import openai
     except ImportError:
@@ -157,13 +181,13 @@ def _served_model(endpoint: Endpoint, settings: Settings) -> str:
         raise map_error(exc, endpoint) from None
     if not names:
         raise PermanentError(
-            f"the LLM server at {endpoint.base_url} lists no models",
+            f"the LLM server at {redact(endpoint.base_url)} lists no models",
             stage=STAGE,
             hint="set RAGREEL_LLM_MODEL to the model name the server expects",
         )
     logger.info(
         "LLM server %s serves %s; using %s (set RAGREEL_LLM_MODEL to choose)",
-        endpoint.base_url,
+        redact(endpoint.base_url),
         ", ".join(names[:5]),
         names[0],
     )
@@ -191,7 +215,7 @@ def map_error(exc: Exception, endpoint: Endpoint) -> RagreelError:
     """A ragreel error for an openai exception: stage, server, what to do; the key masked."""
     import openai
 
-    server = endpoint.base_url
+    server = redact(endpoint.base_url)
     model = endpoint.model or "(server default)"
     detail = redact(_server_message(exc), endpoint.api_key)[:300]
 
@@ -337,7 +361,7 @@ def complete_chat(
                 raise
             logger.warning(
                 "The LLM server at %s does not take a JSON schema (%s); asking without one",
-                endpoint.base_url,
+                redact(endpoint.base_url),
                 redact(_server_message(exc), endpoint.api_key)[:120],
             )
             del extras["response_format"]
@@ -354,14 +378,16 @@ def complete_chat(
     if not hasattr(response, "choices"):
         # A proxy's HTML page or another non-OpenAI reply: retrying will not change what the URL serves.
         raise PermanentError(
-            f"the server at {endpoint.base_url} did not answer in the OpenAI format "
+            f"the server at {redact(endpoint.base_url)} did not answer in the OpenAI format "
             f"(it sent {redact(str(response), endpoint.api_key)[:80]!r})",
             stage=STAGE,
             hint="point OPENAI_BASE_URL at an OpenAI-compatible API, usually ending in /v1",
         )
     if not response.choices:
         raise TransientError(
-            f"the LLM server at {endpoint.base_url} returned no choices", stage=STAGE, hint="try again"
+            f"the LLM server at {redact(endpoint.base_url)} returned no choices",
+            stage=STAGE,
+            hint="try again",
         )
     choice = response.choices[0]
     usage = response.usage
@@ -378,7 +404,7 @@ def complete_chat(
         finish_reason=choice.finish_reason,
         backend=endpoint.backend,
         model=endpoint.model or response.model,
-        server=endpoint.base_url,
+        server=redact(endpoint.base_url),
         completion_tokens=usage.completion_tokens if usage else None,
         seconds=seconds,
     )
