@@ -235,3 +235,34 @@ def test_spoken_form_of_operators_in_chinese():
 def test_a_chinese_quote_over_two_sentences_is_joined_without_a_space():
     found = locate_quote("每年十五日。十年以上者", LEAVE)
     assert found == "五年以上十年未滿者，每年十五日。十年以上者，每一年加給一日，加至三十日為止。"
+
+
+def test_evidence_is_completed_with_the_passage_sentence_that_holds_a_stated_command():
+    keys = passage(
+        "To create a key protected by a passphrase, use the des3 option.\n"
+        "openssl genrsa -des3 -out privkey.pem 2048\n"
+        "The number 2048 is the size of the key, in bits."
+    )
+    scene = Scene(
+        narration="Run openssl genrsa -des3 -out privkey.pem 2048 to get a 2048-bit key with a passphrase.",
+        evidence=[
+            Evidence(passage=1, quote="To create a key protected by a passphrase, use the des3 option.")
+        ],
+    )
+    result = check_scene(scene, [keys], "How do I make a key with a passphrase?", "en")
+    assert result.passed, result.problems
+    assert [e.quote for e in result.scene.evidence] == [
+        "To create a key protected by a passphrase, use the des3 option.",
+        "openssl genrsa -des3 -out privkey.pem 2048",
+    ]
+    # A number no sentence of the cited passage has is still a failure.
+    wrong = scene.model_copy(update={"narration": "Use a 4096-bit key."})
+    assert "4096" in " ".join(check_scene(wrong, [keys], "How big?", "en").problems)
+
+
+def test_a_quote_running_over_two_sentences_is_matched_as_a_near_copy():
+    keys = passage(
+        "The number 2048 is the size of the key, in bits. Today, 2048 or higher is recommended. Keep it safe."
+    )
+    found = locate_quote("The number 2048 is the key size in bits. Today 2048 or higher is recommended", keys)
+    assert found == "The number 2048 is the size of the key, in bits. Today, 2048 or higher is recommended."

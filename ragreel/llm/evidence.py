@@ -32,6 +32,8 @@ QUOTE_MATCH = 0.8
 # A sentence whose content words (Chinese: character pairs) are this much the question's restates it.
 RESTATED = 0.9
 MIN_QUOTE_CHARS = 6
+# Sentences of a cited passage that may join a scene's evidence to carry a number or term it states.
+MAX_ADDED_SENTENCES = 2
 
 # --- normalising for comparison ----------------------------------------------------------------
 
@@ -71,11 +73,14 @@ def locate_quote(quote: str, passage: Passage) -> str | None:
                 touched.append(index)
             offset += len(key)
         return _join(sentences[touched[0] : touched[-1] + 1])
+    # A near copy of one sentence, or of two or three in a row.
     best, best_ratio = None, 0.0
-    for sentence, key in zip(sentences, keys, strict=True):
-        ratio = difflib.SequenceMatcher(None, wanted, key, autojunk=False).ratio()
-        if ratio > best_ratio:
-            best, best_ratio = sentence, ratio
+    for size in (1, 2, 3):
+        for first in range(len(sentences) - size + 1):
+            key = "".join(keys[first : first + size])
+            ratio = difflib.SequenceMatcher(None, wanted, key, autojunk=False).ratio()
+            if ratio > best_ratio:
+                best, best_ratio = _join(sentences[first : first + size]), ratio
     return best if best_ratio >= QUOTE_MATCH else None
 
 
@@ -255,6 +260,33 @@ def snap_evidence(evidence: list[Evidence], passages: list[Passage]) -> tuple[li
     return list({(e.passage, e.quote): e for e in snapped}.values()), problems
 
 
+def complete_evidence(narration: str, evidence: list[Evidence], passages: list[Passage]) -> list[Evidence]:
+    """The evidence plus the sentences of the same passages that hold a number or term of the
+    narration the quotes lack (a command on the line after the sentence quoted, say): every
+    addition is a whole sentence of a cited passage, so the evidence stays the source's words."""
+    quoted = " ".join(e.quote for e in evidence)
+    numbers = numbers_in(narration) - numbers_in(quoted, lenient=True)
+    terms = [t for t in terms_in(narration) if normalise(t) not in normalise(quoted)]
+    if not numbers and not terms:
+        return evidence
+    completed = list(evidence)
+    for number in dict.fromkeys(e.passage for e in evidence):
+        for sentence in _passage_sentences(passages[number - 1]):
+            if len(completed) >= len(evidence) + MAX_ADDED_SENTENCES:
+                return completed
+            if any(sentence == e.quote or sentence in e.quote for e in completed):
+                continue
+            adds_number = numbers & numbers_in(sentence, lenient=True)
+            adds_term = [t for t in terms if normalise(t) in normalise(sentence)]
+            if adds_number or adds_term:
+                completed.append(Evidence(passage=number, quote=sentence))
+                numbers -= numbers_in(sentence, lenient=True)
+                terms = [t for t in terms if t not in adds_term]
+            if not numbers and not terms:
+                return completed
+    return completed
+
+
 def check_scene(scene: Scene, passages: list[Passage], question: str, language: str) -> SceneCheck:
     """Check ``scene`` (evidence numbered by passage, 1-based) against ``passages``; see the module doc."""
     evidence, problems = snap_evidence(scene.evidence, passages)
@@ -266,6 +298,7 @@ def check_scene(scene: Scene, passages: list[Passage], question: str, language: 
             "the narration is not in " + ("Traditional Chinese" if language == "zh" else "English")
         )
     if evidence:
+        evidence = complete_evidence(narration, evidence, passages)
         quoted = " ".join(e.quote for e in evidence)
         missing = sorted(numbers_in(narration) - numbers_in(quoted, lenient=True), key=len)
         if missing:

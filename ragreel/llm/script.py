@@ -19,7 +19,7 @@ from ragreel.llm.prompt import LengthTarget, format_passages, neutralise_delimit
 from ragreel.schemas import Evidence, Passage, Scene
 from ragreel.text import TAIWAN, convert_chinese
 
-MIN_SCENES, MAX_SCENES = 2, 5
+MIN_SCENES, MAX_SCENES = 2, 5  # asked for: MIN_SCENES + 1 to MAX_SCENES - 1
 
 
 def script_schema() -> dict[str, Any]:
@@ -37,7 +37,9 @@ def script_schema() -> dict[str, Any]:
     }
     return {
         "type": "object",
-        "properties": {"scenes": {"type": "array", "items": scene, "minItems": 1, "maxItems": MAX_SCENES}},
+        "properties": {
+            "scenes": {"type": "array", "items": scene, "minItems": MIN_SCENES, "maxItems": MAX_SCENES}
+        },
         "required": ["scenes"],
         "additionalProperties": False,
     }
@@ -53,7 +55,8 @@ Write {scenes_low} to {scenes_high} scenes, about {low} to {high} words of narra
 - "passage": the number of the passage the scene rests on;
 - "quote": one sentence copied word for word from that passage;
 - "key_point": a headline of two to six words;
-- "narration": one to three plain English sentences that state what the quote says, as facts.
+- "narration": two or three plain English sentences that state what the quote says, as facts, with \
+its commands, names and numbers.
 The first scene answers the question directly: say the number, the yes or no, or the name first.
 Every number, name and term in a narration must be in its quote. Keep commands, code, file names and \
 identifiers exactly as written. Never repeat the question. Never mention the passages, documents or \
@@ -71,7 +74,7 @@ _SYSTEM_ZH = """\
 - "passage"：這個場景根據的資料編號；
 - "quote"：從那份資料逐字抄下的一句原文；
 - "key_point"：兩到八個字的標題；
-- "narration"：一到三句繁體中文（台灣用語），直接陳述原文裡的事實。
+- "narration"：兩到三句繁體中文（台灣用語），直接陳述原文裡的事實，包括其中的指令、名稱和數字。
 第一個場景直接回答問題：先說出問題要的數字、是或否、或名稱。
 旁白裡的每個數字、名稱和術語都必須出現在它的原文裡。指令、程式碼、檔名和識別字照原樣寫。\
 不要重複問題。不要提到資料、文件或章節（不要寫「資料指出」、「詳細描述了」），直接說出事實。
@@ -97,7 +100,7 @@ def script_messages(
     """System and user messages asking for a script of scenes from the numbered ``passages``."""
     low, high = target.ask_range
     system = (_SYSTEM_ZH if language == "zh" else _SYSTEM_EN).format(
-        scenes_low=MIN_SCENES, scenes_high=MAX_SCENES - 1, low=low, high=high
+        scenes_low=MIN_SCENES + 1, scenes_high=MAX_SCENES - 1, low=low, high=high
     )
     user = (
         f"Passages:\n\n{format_passages(passages)}\n\n"
