@@ -150,16 +150,8 @@ class _ScriptWriter:
             reply = self.ask(chat, temperature=0.0)
             drafts = parse_script(reply.text, language)
         if drafts is None:
-            scenes = best_sentences(question, passages, language)
             checks.append("the model gave no readable script twice: the passages' own sentences are narrated")
-            if not scenes:
-                raise TransientError(
-                    f"model {self.model} at {self.server} gave no usable script, and no passage sentence "
-                    f"in {language} shares words with the question",
-                    stage=STAGE,
-                    hint="try again, or configure a stronger model (RAGREEL_LLM_MODEL)",
-                )
-            return scenes, checks
+            return self.from_passages(question, passages, language), checks
 
         results = [check_scene(d, passages, question, language) for d in drafts]
         failing = [i for i, r in enumerate(results) if not r.passed]
@@ -184,7 +176,22 @@ class _ScriptWriter:
                 check_scene(revised[index], passages, question, language) if index < len(revised) else None
             )
             scenes.append(_after_revision(position, result, second, passages, language, checks))
-        return [s for s in scenes if s is not None], checks
+        kept = [s for s in scenes if s is not None]
+        if not kept:
+            checks.append("no scene survived its check: the passages' own sentences are narrated")
+            kept = self.from_passages(question, passages, language)
+        return kept, checks
+
+    def from_passages(self, question: str, passages: list[Passage], language: str) -> list[Scene]:
+        scenes = best_sentences(question, passages, language)
+        if not scenes:
+            raise TransientError(
+                f"model {self.model} at {self.server} gave no usable script, and no passage sentence "
+                f"in {language} shares words with the question",
+                stage=STAGE,
+                hint="try again, or configure a stronger model (RAGREEL_LLM_MODEL)",
+            )
+        return scenes
 
 
 def _after_revision(

@@ -267,6 +267,17 @@ def test_a_reply_that_is_not_a_script_is_asked_again_then_answered_from_the_pass
     ]
 
 
+def test_when_no_scene_survives_the_passages_own_sentences_answer(stub, settings):
+    # Every scene quotes nothing real, twice: nothing is made up, the best passage sentences are said.
+    stub.reply = script_reply((1, "Oolong grows on the moon.", "Oolong grows on the moon."))
+    answer = answer_question(
+        "How hot should the water be to brew oolong tea?", make_passages(TEA_EN, "en"), settings=settings
+    )
+    assert len(stub.chat_requests()) == 2
+    assert "moon" not in answer.text and answer.scenes[0].narration == OOLONG
+    assert answer.checks[-1] == "no scene survived its check: the passages' own sentences are narrated"
+
+
 def test_a_script_cut_off_by_the_token_limit_keeps_its_finished_scenes(stub, settings):
     whole = script_reply(
         (1, OOLONG, "Brew oolong at 90 to 95 degrees Celsius."), (1, RINSE, "Rinse the leaves.")
