@@ -22,7 +22,7 @@ import time
 
 from ragreel.errors import InputError, TransientError
 from ragreel.llm.client import ChatReply, Endpoint, complete_chat, describe_backend, redact, resolve_endpoint
-from ragreel.llm.evidence import SceneCheck, best_sentences, check_scene, extractive_scene
+from ragreel.llm.evidence import SceneCheck, best_sentences, check_scene, extractive_scene, sentence_scenes
 from ragreel.llm.prompt import LengthTarget, not_covered_message, spoken_seconds
 from ragreel.llm.script import parse_script, revision_message, script_messages, script_schema
 from ragreel.schemas import Answer, Citation, Evidence, Language, Passage, Scene, Script, parse_language
@@ -33,6 +33,9 @@ from tasks.stage import code_version, file_signature, one_line, stage_task
 log = logging.getLogger(__name__)
 
 STAGE = "generate"
+# Below this share of RAGREEL_ANSWER_MIN_SECONDS, a script is topped up with passage sentences.
+_TOO_SHORT = 0.5
+MAX_TOP_UP = 2
 
 _JSON_ONLY = {
     "en": "That reply was not the JSON script. Reply with JSON only, in the shape asked for, in English.",
@@ -86,6 +89,7 @@ def answer_question(
     target = LengthTarget(language, settings.answer_min_seconds, settings.answer_max_seconds)
     writer = _ScriptWriter(endpoint, settings, script_messages(question, relevant, language, target), target)
     scenes, checks = writer.write(question, relevant, language)
+    scenes = _topped_up(scenes, question, relevant, language, settings.answer_min_seconds, checks)
     scenes = _within_length(scenes, language, settings.answer_max_seconds, checks)
     answer = _assemble(
         question, language, scenes, checks, relevant, writer.backend, writer.model, writer.server
@@ -245,6 +249,37 @@ def _checked_edit(
             )
         scenes.append(result.scene.model_copy(update={"origin": "edited"}))
     return scenes, [f"scene {n}: edited by hand, passed" for n in range(1, len(scenes) + 1)]
+
+
+def _topped_up(
+    scenes: list[Scene],
+    question: str,
+    passages: list[Passage],
+    language: str,
+    min_seconds: float,
+    checks: list[str],
+) -> list[Scene]:
+    """A script far under RAGREEL_ANSWER_MIN_SECONDS gets the passage sentences that share most with
+    the question and are not yet quoted (small models write one short scene when asked for three):
+    extractive, so right by construction, and no further request."""
+    spoken = sum(spoken_seconds(s.narration, language) for s in scenes)
+    if spoken >= _TOO_SHORT * min_seconds:
+        return scenes
+    quoted = " ".join(e.quote for s in scenes for e in s.evidence)
+    # What the cited passages say next to the quotes first, then what shares most with the question.
+    cited = dict.fromkeys(e.passage for s in scenes for e in s.evidence)
+    candidates = [s for n in cited for s in sentence_scenes(passages, n, language)]
+    candidates += best_sentences(question, passages, language, count=6)
+    extra = [s for s in candidates if s.narration not in quoted]
+    added: list[Scene] = []
+    for scene in extra[:MAX_TOP_UP]:
+        if spoken >= _TOO_SHORT * min_seconds:
+            break
+        added.append(scene)
+        spoken += spoken_seconds(scene.narration, language)
+    if added:
+        checks.append(f"{len(added)} scene(s) added from the passages' own sentences: the script was short")
+    return scenes + added
 
 
 def _within_length(scenes: list[Scene], language: str, max_seconds: float, checks: list[str]) -> list[Scene]:

@@ -278,6 +278,18 @@ def test_when_no_scene_survives_the_passages_own_sentences_answer(stub, settings
     assert answer.checks[-1] == "no scene survived its check: the passages' own sentences are narrated"
 
 
+def test_a_far_too_short_script_is_topped_up_with_passage_sentences_without_asking_again(stub, settings):
+    stub.reply = script_reply((1, OOLONG, "Use 90 to 95 degrees."))
+    wants_length = settings.model_copy(update={"answer_min_seconds": 30.0})
+    answer = answer_question(
+        "How should I brew oolong tea, and for how long?", make_passages(TEA_EN, "en"), settings=wants_length
+    )
+    assert len(stub.chat_requests()) == 1
+    assert [s.origin for s in answer.scenes][0] == "model" and answer.scenes[1].origin == "extractive"
+    assert RINSE in [s.narration for s in answer.scenes]  # the sentence about steeping, as written
+    assert answer.checks[-1].endswith("added from the passages' own sentences: the script was short")
+
+
 def test_a_script_cut_off_by_the_token_limit_keeps_its_finished_scenes(stub, settings):
     whole = script_reply(
         (1, OOLONG, "Brew oolong at 90 to 95 degrees Celsius."), (1, RINSE, "Rinse the leaves.")

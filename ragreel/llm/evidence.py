@@ -261,23 +261,29 @@ def snap_evidence(evidence: list[Evidence], passages: list[Passage]) -> tuple[li
 
 
 def complete_evidence(narration: str, evidence: list[Evidence], passages: list[Passage]) -> list[Evidence]:
-    """The evidence plus the sentences of the same passages that hold a number or term of the
-    narration the quotes lack (a command on the line after the sentence quoted, say): every
-    addition is a whole sentence of a cited passage, so the evidence stays the source's words."""
+    """The evidence plus the passage sentences that hold a number or term of the narration the
+    quotes lack (a command on the line after the sentence quoted, say): every addition is a whole
+    sentence of a passage, so the evidence stays the source's words."""
     quoted = " ".join(e.quote for e in evidence)
     numbers = numbers_in(narration) - numbers_in(quoted, lenient=True)
     terms = [t for t in terms_in(narration) if normalise(t) not in normalise(quoted)]
     if not numbers and not terms:
         return evidence
     completed = list(evidence)
-    for number in dict.fromkeys(e.passage for e in evidence):
+    cited = list(dict.fromkeys(e.passage for e in evidence))
+    others = [n for n in range(1, len(passages) + 1) if n not in cited]
+    # Cited passages may supply a number or a term; another passage only a code-like term, which is
+    # specific enough not to be found there by chance (a bare "2" is).
+    for number, terms_only in [(n, False) for n in cited] + [(n, True) for n in others]:
         for sentence in _passage_sentences(passages[number - 1]):
             if len(completed) >= len(evidence) + MAX_ADDED_SENTENCES:
                 return completed
-            if any(sentence == e.quote or sentence in e.quote for e in completed):
+            if any(sentence in e.quote for e in completed):
                 continue
-            adds_number = numbers & numbers_in(sentence, lenient=True)
             adds_term = [t for t in terms if normalise(t) in normalise(sentence)]
+            adds_number = (
+                set() if terms_only and not adds_term else numbers & numbers_in(sentence, lenient=True)
+            )
             if adds_number or adds_term:
                 completed.append(Evidence(passage=number, quote=sentence))
                 numbers -= numbers_in(sentence, lenient=True)
@@ -330,6 +336,15 @@ def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Sc
     narration = _join([e.quote for e in usable])
     key_point = scene.key_point if scene.key_point and not talks_about_sources(scene.key_point) else ""
     return Scene(narration=narration, key_point=key_point, evidence=usable, origin="extractive")
+
+
+def sentence_scenes(passages: list[Passage], number: int, language: str) -> list[Scene]:
+    """Each sentence of passage ``number`` (1-based) in the answer's language as an extractive scene."""
+    return [
+        Scene(narration=sentence, evidence=[Evidence(passage=number, quote=sentence)], origin="extractive")
+        for sentence in _passage_sentences(passages[number - 1])
+        if detect_language(sentence) == language
+    ]
 
 
 def best_sentences(question: str, passages: list[Passage], language: str, count: int = 2) -> list[Scene]:
