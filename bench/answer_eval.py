@@ -80,7 +80,9 @@ def score(items: list[dict]) -> dict[str, float]:
 
 
 def run(questions: list[dict]) -> list[dict]:
+    from ragreel.errors import RagreelError
     from ragreel.llm.prompt import spoken_seconds
+    from ragreel.schemas import Answer
     from tasks.answer import answer_question
     from tasks.retrieve import retrieve_passages
 
@@ -88,7 +90,13 @@ def run(questions: list[dict]) -> list[dict]:
     for number, item in enumerate(questions, start=1):
         passages = retrieve_passages(item["question"])
         started = time.perf_counter()
-        answer = answer_question(item["question"], passages, item["language"])
+        try:
+            answer = answer_question(item["question"], passages, item["language"])
+        except RagreelError as error:  # a failed answer is a miss, not the end of the evaluation
+            print(f"[{number}/{len(questions)}] error: {error}", file=sys.stderr, flush=True)
+            answer = Answer(
+                question=item["question"], language=item["language"], text="", backend="", model="", server=""
+            )
         found = facts_found(answer.text, item["key_facts"])
         results.append(
             {

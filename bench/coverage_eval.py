@@ -30,11 +30,14 @@ def off_topic_questions() -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def best_similarity(question: str) -> float:
+def signals(question: str) -> tuple[float, float]:
+    """The best passage's cosine to the question, and the share of the question's words in the passages."""
+    from ragreel.llm.evidence import question_overlap
     from tasks.retrieve import retrieve_passages
 
     passages = retrieve_passages(question)
-    return max((p.similarity or 0.0) for p in passages) if passages else 0.0
+    best = max((p.similarity or 0.0) for p in passages) if passages else 0.0
+    return best, question_overlap(question, passages)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest_knowledge_base([str(EVAL_DIR / "docs")])
         for kind, items in (("answerable", load_questions()), ("off-topic", off_topic_questions())):
             for item in items:
-                similarity = best_similarity(item["question"])
+                similarity, overlap = signals(item["question"])
                 groups[(item["language"], kind)].append(similarity)
                 rows.append(
                     {
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                         "language": item["language"],
                         "question": item["question"],
                         "best": similarity,
+                        "overlap": overlap,
                     }
                 )
     if args.json:

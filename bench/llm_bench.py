@@ -52,6 +52,7 @@ def sample_passages(path: Path, language: str):
                 text=body.strip(),
                 language=language,
                 score=1.0 / rank,
+                similarity=0.9,  # all of them relevant, whatever RAGREEL_MIN_RELEVANCE is
                 rank=rank,
             )
         )

@@ -80,6 +80,11 @@ def check_question(
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty", stage=stage, hint="ask a question in words")
     question = question.strip()
+    if not any(ch.isalnum() for ch in question):
+        # Emoji or punctuation alone: nothing to search for, and embeddings place it anywhere.
+        raise InputError(
+            "the question has no words, only symbols or emoji", stage=stage, hint="ask a question in words"
+        )
     if len(question) > max_chars:
         raise InputError(
             f"the question is {len(question):,} characters long; the limit is {max_chars:,}",

@@ -79,8 +79,11 @@ class Settings(BaseSettings):
     )
     llm_timeout_s: float = Field(120.0, description="Timeout of one LLM request, in seconds.")
     llm_max_retries: int = Field(3, description="Retries of transient LLM faults (429, 5xx, timeouts).")
-    min_relevance: float = Field(
-        0.0, description="Passages scoring below this are dropped; none left means 'not covered'."
+    min_relevance: float | None = Field(
+        None,
+        description="Passages whose cosine to the question is below this are dropped; none left means "
+        "'not covered'. Unset: the embedding model's measured value (0.78 for multilingual-e5-small, "
+        "0.0 for a model without one).",
     )
     answer_min_seconds: float = Field(30.0, description="Shortest narration the answer aims for.")
     answer_max_seconds: float = Field(
@@ -119,6 +122,17 @@ class Settings(BaseSettings):
         description="Where Prefect keeps cached stage results: a folder (default RAGREEL_HOME/results), "
         "an fsspec URL such as s3://bucket/ragreel, or a Prefect storage block slug such as s3-bucket/results.",
     )
+
+    @property
+    def relevance_floor(self) -> float:
+        """RAGREEL_MIN_RELEVANCE, or the embedding model's measured value when it is unset."""
+        from ragreel.kb.embedding import default_min_relevance
+
+        return (
+            self.min_relevance
+            if self.min_relevance is not None
+            else default_min_relevance(self.embedding_model)
+        )
 
     @property
     def kb_dir(self) -> Path:

@@ -67,11 +67,11 @@ def answer_question(
         scenes, checks = _checked_edit(script, question, passages, language)
         return _assemble(question, language, scenes, checks, passages, backend, model, server)
 
-    relevant = [p for p in passages if relevance(p) >= settings.min_relevance]
+    relevant = [p for p in passages if relevance(p) >= settings.relevance_floor]
     if not relevant:
         log.info(
             "No passage scores %.3f or more for %r: answering that the knowledge base doesn't cover it",
-            settings.min_relevance,
+            settings.relevance_floor,
             question[:60],
         )
         return Answer(
@@ -374,7 +374,7 @@ def generate_cache_key(settings: Settings, parameters: dict) -> str:
             file_signature(settings.llm_local_model),
             str(settings.answer_min_seconds),
             str(settings.answer_max_seconds),
-            str(settings.min_relevance),
+            str(settings.relevance_floor),
         ]
     )
 

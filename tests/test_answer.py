@@ -76,6 +76,7 @@ def make_passages(rows, language: str, score: float = 0.8) -> list[Passage]:
             text=text,
             language=language,
             score=score - 0.1 * rank,
+            similarity=0.9 - 0.01 * rank,  # e5-like cosines, all above the default floor
             rank=rank + 1,
         )
         for rank, (source, title, heading, text) in enumerate(rows)

