@@ -198,9 +198,17 @@ class Stage(Generic[P, R]):
 UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
 
 
-def unwritable_error(exc: OSError, stage: str) -> PermanentError:
-    """A write that the storage refused, as an error naming the path and what to do."""
-    where = exc.filename or "an output file"
+def _is_folder(value: object) -> bool:
+    try:
+        return isinstance(value, str) and len(value) < 4096 and Path(value).is_dir()
+    except OSError:  # text that is not a path at all (too long a name, say)
+        return False
+
+
+def unwritable_error(exc: OSError, stage: str, folder: str | None = None) -> PermanentError:
+    """A write that the storage refused, as an error naming the path (or the stage's output folder,
+    when the OS names none) and what to do."""
+    where = exc.filename or (f"in {folder}" if folder else "an output file")
     return PermanentError(
         f"cannot write {where}: {exc.strerror or exc}",
         stage=stage,
@@ -231,7 +239,8 @@ def stage_task(
                 return function(*args, **kwargs)
             except OSError as exc:
                 if exc.errno in UNWRITABLE:
-                    raise unwritable_error(exc, name) from None
+                    folders = [v for v in [*args, *kwargs.values()] if _is_folder(v)]
+                    raise unwritable_error(exc, name, folders[0] if folders else None) from None
                 raise
 
         stage = task(
