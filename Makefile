@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# Questions per language that `make eval` answers with the LLM (each takes 10-40 s on 2 cores).
+# Questions per language that `make eval` answers with the LLM (each takes 1-1.5 min on 2 cores).
 ANSWER_EVAL_LIMIT ?= 10
 
 export HF_HUB_OFFLINE = 1
