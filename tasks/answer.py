@@ -374,7 +374,9 @@ def generate_cache_key(settings: Settings, parameters: dict) -> str:
             file_signature(settings.llm_local_model),
             str(settings.answer_min_seconds),
             str(settings.answer_max_seconds),
-            str(settings.relevance_floor),
+            str(
+                settings.min_relevance
+            ),  # unset: the floor follows the embedding model, which the passages carry
         ]
     )
 
