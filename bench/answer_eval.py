@@ -123,12 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--limit", type=int, help="only the first N questions of each language")
+    parser.add_argument("--language", choices=("en", "zh"), help="only the questions in this language")
     parser.add_argument("--show-misses", action="store_true", help="print the answers that miss a fact")
     parser.add_argument("--json", action="store_true", help="print every result as JSON")
     args = parser.parse_args(argv)
     by_language: dict[str, list[dict]] = defaultdict(list)
     for item in load_questions():
-        by_language[item["language"]].append(item)
+        if args.language in (None, item["language"]):
+            by_language[item["language"]].append(item)
     questions = [q for items in by_language.values() for q in items[: args.limit or len(items)]]
     with tempfile.TemporaryDirectory(prefix="ragreel-answer-eval-") as home:
         os.environ["RAGREEL_HOME"] = home
