@@ -104,6 +104,9 @@ def batch_command(ingested_home, tmp_path):
                 stderr=subprocess.PIPE,
                 text=True,
                 start_new_session=True,  # its own process group, as a command typed in a terminal
+                # A shell runs background jobs with Ctrl-C ignored, and children inherit that: give the
+                # command the default a terminal gives it, whoever started the tests.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
 
         yield start, ingested_home / "batches" / sheet.stem
