@@ -8,6 +8,16 @@ STAMP  := $(VENV)/.installed
 # Questions per language that `make eval` answers with the LLM (each takes 1-1.5 min on 2 cores).
 ANSWER_EVAL_LIMIT ?= 10
 
+# llama.cpp's native build picks the CPU's AMX and AVX-512 kernels, which crash (SIGSEGV on the
+# first prompt longer than a token) where the kernel or sandbox does not grant AMX. ragreel builds
+# it for AVX2 instead, once per machine, into a wheel folder pip then installs from.
+LLAMA_VERSION := 0.3.36
+LLAMA_WHEELS  ?= $(HOME)/.cache/ragreel/wheels/llama-cpp-$(shell uname -m)
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+endif
+
 export HF_HUB_OFFLINE = 1
 export DO_NOT_TRACK = 1
 
@@ -18,7 +28,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	@echo "Installing ragreel and its models (first time: several minutes; llama.cpp compiles once)..."
-	$(PY) -m pip install --progress-bar off -e '.[test]'
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
+		echo "Building llama.cpp $(LLAMA_VERSION) for this machine (once, about 4 minutes)..."; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel --quiet --no-deps --no-cache-dir \
+			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); }
+	$(PY) -m pip install --progress-bar off --find-links $(LLAMA_WHEELS) -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,11 @@ from pathlib import Path
 def temporary_name(final: Path) -> Path:
     """A unique, hidden temporary path beside ``final``: ``.<stem>.<random>.part<suffix>``."""
     return final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.part{final.suffix}")
+
+
+def is_temporary(path: Path | str) -> bool:
+    """Whether ``path`` is a name :func:`temporary_name` makes (not one to show a user)."""
+    return re.fullmatch(r"\..*\.[0-9a-f]{8}\.part.*", Path(path).name) is not None
 
 
 @contextlib.contextmanager

@@ -208,7 +208,12 @@ def _is_folder(value: object) -> bool:
 def unwritable_error(exc: OSError, stage: str, folder: str | None = None) -> PermanentError:
     """A write that the storage refused, as an error naming the path (or the stage's output folder,
     when the OS names none) and what to do."""
-    where = exc.filename or (f"in {folder}" if folder else "an output file")
+    from ragreel.files import is_temporary
+
+    where = exc.filename
+    if where and is_temporary(where):  # a user knows the folder, not our temporary name in it
+        where = f"in {Path(where).parent}"
+    where = where or (f"in {folder}" if folder else "an output file")
     return PermanentError(
         f"cannot write {where}: {exc.strerror or exc}",
         stage=stage,

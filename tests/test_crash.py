@@ -74,6 +74,20 @@ def _slow_reply(body: dict) -> str:
     return grounded_script(body, sentences=2)
 
 
+def _command_env(home: Path, tmp_path: Path, stub, **extra: str) -> dict[str, str]:
+    """The environment of a ragreel command run by a test: its home, results and LLM stub."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(
+        RAGREEL_HOME=str(home),
+        RAGREEL_RESULTS_STORAGE=str(tmp_path / "results"),
+        OPENAI_BASE_URL=stub.url,
+        OPENAI_API_KEY=stub.api_key,
+        RAGREEL_LLM_MODEL="stub-model",
+        **extra,
+    )
+    return env
+
+
 @pytest.fixture
 def batch_command(ingested_home, tmp_path):
     """``python -m flows.batch`` over a six-row sheet, in a process of its own, with a slow LLM stub."""
@@ -84,15 +98,8 @@ def batch_command(ingested_home, tmp_path):
     rows = "".join(f"q{i},{q},{tmp_path.name}\n" for i, q in enumerate(QUESTIONS))
     sheet.write_text("id,question,test\n" + rows, encoding="utf-8")
     with StubServer(api_key="sk-crash", reply=_slow_reply) as stub:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-        env.update(
-            RAGREEL_HOME=str(ingested_home),
-            RAGREEL_RESULTS_STORAGE=str(tmp_path / "results"),
-            OPENAI_BASE_URL=stub.url,
-            OPENAI_API_KEY="sk-crash",
-            RAGREEL_LLM_MODEL="stub-model",
-            RAGREEL_VOICE_EN="espeak",
-            PREFECT_LOGGING_LEVEL="WARNING",
+        env = _command_env(
+            ingested_home, tmp_path, stub, RAGREEL_VOICE_EN="espeak", PREFECT_LOGGING_LEVEL="WARNING"
         )
 
         def start(*options: str) -> subprocess.Popen:
@@ -189,51 +196,91 @@ def test_two_batches_over_one_sheet_at_once_both_finish_whole(batch_command):
         assert json.loads((folder / "result.json").read_text(encoding="utf-8"))["mp4_path"] == entry["video"]
 
 
-def test_a_full_disk_fails_with_a_clear_error_and_keeps_earlier_outputs(ingested_home, tmp_path):
+def _generate(env: dict, out: Path, *options: str, preexec_fn=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.generate", QUESTIONS[0], "--output-dir", str(out), *options],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=preexec_fn,
+    )
+
+
+@pytest.fixture
+def stub_env(ingested_home, tmp_path):
+    """The environment of a generate command on the session's Prefect server and an LLM stub."""
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.openai_stub_server import StubServer
+
+    with StubServer(api_key="sk-disk") as stub:
+        # The session's server: its database is not ours to limit or make read-only.
+        yield _command_env(ingested_home, tmp_path, stub, PREFECT_API_URL=PREFECT_API_URL.value())
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_full_disk_fails_with_a_clear_error_and_keeps_earlier_outputs(stub_env, tmp_path):
     """RLIMIT_FSIZE makes writes past a size fail with EFBIG, as a full disk fails them with ENOSPC."""
     import resource
 
-    from prefect.settings import PREFECT_API_URL
-
     from tests.conftest import decodes_fully
-    from tests.openai_stub_server import StubServer
 
     out = tmp_path / "video"
-    with StubServer(api_key="sk-disk") as stub:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-        env.update(
-            RAGREEL_HOME=str(ingested_home),
-            RAGREEL_RESULTS_STORAGE=str(tmp_path / "results"),
-            OPENAI_BASE_URL=stub.url,
-            OPENAI_API_KEY="sk-disk",
-            RAGREEL_LLM_MODEL="stub-model",
-            PREFECT_API_URL=PREFECT_API_URL.value(),  # the session's server: its database is not ours to limit
-        )
+    first = _generate(stub_env, out, "--voice", "espeak")
+    assert first.returncode == 0, first.stderr
+    before = _files(out)
 
-        def generate(*options: str, limit: int | None = None) -> subprocess.CompletedProcess:
-            def limit_file_size() -> None:
-                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
-            return subprocess.run(
-                [sys.executable, "-m", "flows.generate", QUESTIONS[0], "--output-dir", str(out), *options],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                preexec_fn=limit_file_size if limit else None,
-            )
-
-        first = generate("--voice", "espeak")
-        assert first.returncode == 0, first.stderr
-        before = {p.name: p.read_bytes() for p in out.iterdir()}
-
-        # Another voice means new narration: a WAV far over the limit.
-        full = generate("--voice", "piper", limit=200_000)
+    # Another voice means new narration: a WAV far over the limit.
+    full = _generate(stub_env, out, "--voice", "piper", preexec_fn=limit_file_size)
     assert full.returncode == 1, full.stderr
     last = full.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: [speak] cannot write in {out}: File too large"), last
     assert "free some space" in last
-    after = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert after == before  # nothing half-written, nothing earlier lost
+    assert _files(out) == before  # nothing half-written, nothing earlier lost
+    assert decodes_fully(out / "video.mp4")
+
+
+@pytest.fixture
+def freezable_folder(tmp_path):
+    """A folder and a function that makes it read-only: a remounted tmpfs as root (who may write
+    anywhere else), permissions otherwise."""
+    folder = tmp_path / "video"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        yield folder, lambda: folder.chmod(0o555)
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "ragreel-test", str(folder)]).returncode:
+        pytest.skip("cannot mount a tmpfs to make read-only")
+    try:
+        yield folder, lambda: subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_read_only_output_folder_fails_with_a_clear_error_and_keeps_earlier_outputs(
+    stub_env, freezable_folder
+):
+    from tests.conftest import decodes_fully
+
+    out, freeze = freezable_folder
+    first = _generate(stub_env, out, "--voice", "espeak")
+    assert first.returncode == 0, first.stderr
+    before = _files(out)
+
+    freeze()
+    again = _generate(stub_env, out, "--voice", "piper")
+    assert again.returncode == 1, again.stderr
+    last = again.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: [speak] cannot write in {out}: "), last
+    assert ("Read-only file system" in last or "Permission denied" in last) and "writable disk" in last
+    assert _files(out) == before
     assert decodes_fully(out / "video.mp4")

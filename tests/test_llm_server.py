@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -259,3 +260,42 @@ def test_server_dies_with_the_process_that_started_it(clean_env, ending):
             child.kill()
     assert (child.returncode != 0) == (ending != "exit")
     assert gone(server_pid), f"the server (pid {server_pid}) outlived its parent ({ending})"
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_answer_is_started_again_and_the_stage_answers(
+    clean_env, monkeypatch, prefect_harness, caplog
+):
+    """The built-in server dying while it answers (the OOM killer, say): the stage's retry starts a new one."""
+    import logging
+    import threading
+
+    from tasks.answer import generate_stage
+
+    monkeypatch.setenv("RAGREEL_ANSWER_MAX_SECONDS", "15")
+    killed: list[int] = []
+
+    def kill_once_answering() -> None:
+        deadline = time.monotonic() + 300
+        while local_server.running_local_server() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)  # the first request is in the server's hands by now
+        server = local_server.running_local_server()
+        if server is not None:
+            killed.append(server.pid)
+            os.kill(server.pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_once_answering, daemon=True)
+    killer.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            answer = generate_stage("How hot should the water be for oolong?", [PASSAGE], "en")
+        killer.join(timeout=5)
+        assert killed, "the server was never seen running"
+        server = local_server.running_local_server()
+        assert server is not None and server.pid != killed[0]
+        assert answer.server == server.base_url and answer.scenes
+        assert re.search(r"9[05]", answer.text), answer.text
+        assert any("retrying starts a new local server" in r.getMessage() for r in caplog.records)
+    finally:
+        local_server.stop_local_server()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragreel.errors import DependencyMissing, InputError
+from ragreel.errors import DependencyMissing, InputError, PermanentError
 from ragreel.settings import get_settings
 from ragreel.speech import voices
 from ragreel.speech.kokoro import DEFAULT_KOKORO_VOICE
@@ -294,6 +294,40 @@ def test_auto_falls_back_to_espeak_when_a_voice_fails_to_load(tmp_path, caplog):
     assert any("missing.onnx" in r.getMessage() for r in caplog.records)
     with pytest.raises(DependencyMissing, match="missing.onnx"):
         narrate("Tea is a drink.", "en", tmp_path / "x.wav", voice="piper", settings=settings)
+
+
+def _failing(monkeypatch, failures: int) -> list[str]:
+    """espeak's synthesis raising its first ``failures`` times, as a killed process would."""
+    from ragreel.speech.espeak import EspeakVoice
+
+    calls: list[str] = []
+    real = EspeakVoice.synthesize
+
+    def flaky(self, text, language):
+        calls.append(text)
+        if len(calls) <= failures:
+            raise RuntimeError("espeak-ng exited with signal 9")
+        return real(self, text, language)
+
+    monkeypatch.setattr(EspeakVoice, "synthesize", flaky)
+    return calls
+
+
+def test_a_voice_failing_once_is_tried_again_and_the_narration_is_whole(monkeypatch, tmp_path, caplog):
+    calls = _failing(monkeypatch, failures=1)
+    with caplog.at_level(logging.WARNING, logger="ragreel.speech.narration"):
+        narration = narrate("Tea is a drink. It is hot.", "en", tmp_path / "n.wav", voice="espeak")
+    assert calls == ["Tea is a drink.", "Tea is a drink.", "It is hot."]
+    assert [s.text for s in narration.sentences] == ["Tea is a drink.", "It is hot."]
+    assert any("trying once more" in r.getMessage() for r in caplog.records)
+
+
+def test_a_voice_failing_twice_on_a_text_fails_fast_as_permanent(monkeypatch, tmp_path):
+    calls = _failing(monkeypatch, failures=99)
+    with pytest.raises(PermanentError, match="failed twice on 'Tea is a drink.'.*signal 9") as error:
+        narrate("Tea is a drink. It is hot.", "en", tmp_path / "n.wav", voice="espeak")
+    assert len(calls) == 2 and error.value.stage == "speak"
+    assert not (tmp_path / "n.wav").exists()
 
 
 # --- narrations by each voice ------------------------------------------------------------------------

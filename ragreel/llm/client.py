@@ -347,15 +347,15 @@ def complete_chat(
     extras = _sampling_extras(endpoint)
     if json_schema is not None:
         extras["response_format"] = response_format(endpoint, json_schema)
+
+    def create():
+        return client.chat.completions.create(
+            model=endpoint.model, messages=messages, max_tokens=max_tokens, temperature=temperature, **extras
+        )
+
     try:
         try:
-            response = client.chat.completions.create(
-                model=endpoint.model,
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                **extras,
-            )
+            response = create()
         except Exception as exc:  # noqa: BLE001 - mapped below
             if "response_format" not in extras or not _refuses_format(exc):
                 raise
@@ -365,13 +365,7 @@ def complete_chat(
                 redact(_server_message(exc), endpoint.api_key)[:120],
             )
             del extras["response_format"]
-            response = client.chat.completions.create(
-                model=endpoint.model,
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                **extras,
-            )
+            response = create()
     except Exception as exc:  # noqa: BLE001 - every failure is mapped to a ragreel error
         raise _local_server_note(endpoint, map_error(exc, endpoint)) from None
     seconds = time.monotonic() - started

@@ -130,8 +130,21 @@ class _Speaker:
         parts = []
         for run in speech_runs(piece, self.language):
             voice = self._voice_for(run.language)
+            raw = self._synthesize(voice, run.text, run.language)
+            audio = trim_silence(resample(as_float_mono(raw), voice.sample_rate, rate), rate)
+            if audio.size == 0:
+                continue
+            if voice.name not in self.spoke:
+                self.spoke.append(voice.name)
+            parts.append(level(audio))
+        return concatenate(parts, rate, RUN_GAP_S)
+
+    def _synthesize(self, voice: Voice, text: str, language: str) -> np.ndarray:
+        """One run through the voice, tried twice: a glitch (a killed espeak process, a runtime
+        hiccup) passes on the second try, while a voice that fails on this text fails fast."""
+        for attempt in (1, 2):
             try:
-                raw = voice.synthesize(run.text, run.language)
+                return voice.synthesize(text, language)
             except RagreelError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every voice library has its own error types
@@ -141,18 +154,15 @@ class _Speaker:
                         stage="speak",
                         hint="retry, or choose a lighter voice",
                     ) from exc
+                if attempt == 1:
+                    log.warning("%s failed on %r (%s); trying once more", voice.name, text, exc)
+                    continue
                 raise PermanentError(
-                    f"{voice.name} failed on {run.text!r}: {exc}",
+                    f"{voice.name} failed twice on {text!r}: {exc}",
                     stage="speak",
                     hint="try another voice with RAGREEL_VOICE_EN/ZH",
                 ) from exc
-            audio = trim_silence(resample(as_float_mono(raw), voice.sample_rate, rate), rate)
-            if audio.size == 0:
-                continue
-            if voice.name not in self.spoke:
-                self.spoke.append(voice.name)
-            parts.append(level(audio))
-        return concatenate(parts, rate, RUN_GAP_S)
+        raise AssertionError("unreachable")
 
 
 def voice_settings_used(text: str, language: Language, voice: str | None, settings: Settings) -> list[str]:
