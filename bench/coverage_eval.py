@@ -32,10 +32,14 @@ def off_topic_questions() -> list[dict]:
 
 def signals(question: str) -> tuple[float, float]:
     """The best passage's cosine to the question, and the share of the question's words in the passages."""
+    from ragreel.errors import InputError
     from ragreel.llm.evidence import question_overlap
     from tasks.retrieve import retrieve_passages
 
-    passages = retrieve_passages(question)
+    try:
+        passages = retrieve_passages(question)
+    except InputError:  # refused before retrieval (emoji or symbols only): as good as not covered
+        return 0.0, 0.0
     best = max((p.similarity or 0.0) for p in passages) if passages else 0.0
     return best, question_overlap(question, passages)
 

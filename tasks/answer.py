@@ -67,11 +67,12 @@ def answer_question(
         scenes, checks = _checked_edit(script, question, passages, language)
         return _assemble(question, language, scenes, checks, passages, backend, model, server)
 
-    relevant = [p for p in passages if relevance(p) >= settings.relevance_floor]
+    floor = settings.relevance_floor(language)
+    relevant = [p for p in passages if relevance(p) >= floor]
     if not relevant:
         log.info(
             "No passage scores %.3f or more for %r: answering that the knowledge base doesn't cover it",
-            settings.relevance_floor,
+            floor,
             question[:60],
         )
         return Answer(

@@ -503,6 +503,22 @@ def test_no_relevant_passages_means_no_model_call(stub, settings, question, lang
     assert stub.requests == []
 
 
+def test_the_default_floor_is_the_embedding_models_per_language(stub, settings):
+    """e5 puts Chinese questions higher on its scale than English ones (bench.coverage_eval)."""
+    e5 = settings.model_copy(update={"min_relevance": None, "embedding_model": "multilingual-e5-small"})
+    assert (e5.relevance_floor("en"), e5.relevance_floor("zh")) == (0.78, 0.82)
+    other = e5.model_copy(update={"embedding_model": "all-MiniLM-L6-v2"})
+    assert other.relevance_floor("zh") == 0.0
+
+    def at(similarity: float, rows, language: str) -> list[Passage]:
+        return [p.model_copy(update={"similarity": similarity}) for p in make_passages(rows, language)]
+
+    assert answer_question("秘魯的首都是哪裡？", at(0.80, TEA_ZH, "zh"), settings=e5).covered is False
+    assert stub.requests == []
+    assert answer_question("How hot should oolong water be?", at(0.80, TEA_EN, "en"), settings=e5).covered
+    assert len(stub.requests) >= 1
+
+
 def test_not_covered_does_not_start_the_local_model(clean_env, tmp_path):
     settings = get_settings(model_cache=tmp_path / "models")
     answer = answer_question("Why is the sky blue?", [], settings=settings)
