@@ -44,7 +44,7 @@ from ragreel.schemas import (
 )
 from ragreel.settings import Settings, get_settings
 from tasks.answer import generate_stage
-from tasks.render import render_stage
+from tasks.render import render_stage, slides_for
 from tasks.retrieve import retrieve_stage
 from tasks.speak import speak_stage
 from tasks.stage import StageRun, one_line, short_hash
@@ -125,7 +125,13 @@ def generate_video(
         if video:
             narration = speak_stage(answer.text, language, request.voice, str(folder))
             rendered = render_stage(
-                narration, request.title or question, _sources_card(answer), str(folder), language, aspect
+                narration,
+                request.title or question,
+                _sources_card(answer),
+                str(folder),
+                language,
+                aspect,
+                slides_for(answer),
             )
             _video_artifact(rendered.mp4_path, question, settings)
             result = result.model_copy(

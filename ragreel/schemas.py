@@ -292,6 +292,17 @@ class Source(BaseModel):
     source: str
 
 
+class Slide(BaseModel):
+    """What the picture shows while one scene is narrated: its headline and the sentence it rests on,
+    with the document (and section) that sentence comes from."""
+
+    key_point: str = ""
+    narration: str = Field(min_length=1)
+    quote: str = ""
+    quote_title: str = ""
+    quote_heading: str = ""
+
+
 class RenderedVideo(BaseModel):
     mp4_path: str
     srt_path: str

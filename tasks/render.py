@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ragreel.errors import InputError
-from ragreel.schemas import Aspect, Language, Narration, RenderedVideo, Source
+from ragreel.schemas import Answer, Aspect, Language, Narration, RenderedVideo, Slide, Source
 from ragreel.settings import Settings, get_settings
 from tasks.stage import code_version, file_signature, stage_task
 
@@ -38,8 +38,12 @@ def render_video(
     language: str,
     stem: str = "video",
     settings: Settings | None = None,
+    slides: Sequence[Slide] = (),
 ) -> RenderedVideo:
     """Render ``<stem>.mp4`` with ``<stem>.srt``, ``<stem>.png`` (thumbnail) and ``<stem>.wav`` in ``out_dir``.
+
+    With ``slides`` (see :func:`slides_for`) each scene is shown as a slide: its key point, its
+    quoted evidence and where it comes from, above the subtitles; without, the subtitles alone.
 
     All four files appear together at the end; a failed or killed render leaves none of them
     under their final names.
@@ -47,7 +51,7 @@ def render_video(
     from ragreel.video.encode import AtomicOutputs, encode_stills, probe_audio
     from ragreel.video.fonts import find_font
     from ragreel.video.frames import draw_title, plan_stills
-    from ragreel.video.layout import Typesetter, build_pages, geometry_for
+    from ragreel.video.layout import Typesetter, build_pages, geometry_for, slide_subtitle_lines
     from ragreel.video.subtitles import compose_srt
 
     settings = settings or get_settings()
@@ -83,7 +87,7 @@ def render_video(
         narration.sentences,
         typesetter.measure("subtitle", geometry.subtitle_px),
         geometry.text_width,
-        geometry.subtitle_lines,
+        slide_subtitle_lines(geometry) if slides else geometry.subtitle_lines,
     )
     _warn_missing_glyphs(typesetter, question, [s.text for s in narration.sentences], sources)
 
@@ -109,14 +113,15 @@ def render_video(
         answer_frames=answer_frames,
         closing_frames=closing_frames,
         title_image=title_image,
+        slides=slides,
     )
     total_frames = stills[-1].end
     title_offset = title_frames / fps
     logger.info(
         "render %s: %dx%d at %d fps, %.2f s (title %.2f s, narration %.2f s, sources %.2f s), "
-        "%d subtitle pages, voice %s",
+        "%d subtitle pages on %d slides, voice %s",
         stem, geometry.width, geometry.height, fps, total_frames / fps, title_offset,
-        answer_frames / fps, closing_frames / fps, len(pages), narration.voice,
+        answer_frames / fps, closing_frames / fps, len(pages), len(slides), narration.voice,
     )  # fmt: skip
 
     out_dir = Path(out_dir)
@@ -148,6 +153,25 @@ def render_video(
         height=geometry.height,
         fps=fps,
     )
+
+
+def slides_for(answer: Answer) -> list[Slide]:
+    """One slide per scene of ``answer``: its key point, and its first quote with the document and
+    section it comes from. An answer without scenes (not covered) has none."""
+    slides = []
+    for scene in answer.scenes:
+        evidence = scene.evidence[0]
+        cited = answer.citations[evidence.passage - 1] if evidence.passage <= len(answer.citations) else None
+        slides.append(
+            Slide(
+                key_point=scene.key_point,
+                narration=scene.narration,
+                quote=evidence.quote,
+                quote_title=cited.title if cited else "",
+                quote_heading=cited.heading if cited and cited.heading != cited.title else "",
+            )
+        )
+    return slides
 
 
 def _warn_missing_glyphs(
@@ -191,9 +215,22 @@ def render_cache_key(settings: Settings, parameters: dict) -> str:
     outputs=lambda video: [video.mp4_path, video.srt_path, video.thumbnail_path],
 )
 def render_stage(
-    narration: Narration, title: str, sources: list[Source], out_dir: str, language: Language, aspect: Aspect
+    narration: Narration,
+    title: str,
+    sources: list[Source],
+    out_dir: str,
+    language: Language,
+    aspect: Aspect,
+    slides: list[Slide] | None = None,
 ) -> RenderedVideo:
     stem = "video" if aspect == "landscape" else f"video-{aspect}"
     return render_video(
-        narration, title, sources, Path(out_dir), language, stem=stem, settings=get_settings(aspect=aspect)
+        narration,
+        title,
+        sources,
+        Path(out_dir),
+        language,
+        stem=stem,
+        settings=get_settings(aspect=aspect),
+        slides=slides or (),
     )

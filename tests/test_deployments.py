@@ -13,12 +13,15 @@ teardown fails if any process it started is still alive.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -300,3 +303,93 @@ def test_batch_deployment_fans_out_across_two_workers(round_trip):
     assert set(row_workers) == set(WORKERS), (
         f"rows ran on {row_workers}; the fan-out should reach both workers"
     )
+
+
+def _run_batch_deployment(trip: RoundTrip, sheet: Path) -> str:
+    output = trip.run_command(
+        [
+            str(PREFECT),
+            "deployment",
+            "run",
+            BATCH_DEPLOYMENT,
+            "--param",
+            f"spreadsheet={json.dumps(str(sheet))}",
+            "--param",
+            "concurrency=3",
+        ],
+        "prefect deployment run",
+    )
+    return re.search(r"UUID:\s*([0-9a-f-]{36})", output).group(1)
+
+
+def _kill_tree(process: ManagedProcess) -> None:
+    """SIGKILL a worker and every flow run under it, as when its host goes down."""
+    import psutil
+
+    tree = [psutil.Process(process.popen.pid), *process.descendants()]
+    for proc in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(tree, timeout=20)
+    process.popen.wait(10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_trip", ["sqlite"], indirect=True)
+def test_workers_killed_mid_batch_then_a_rerun_finishes_every_row_whole(round_trip):
+    trip = round_trip
+    sheet = trip.tmp / "three questions.csv"
+    rows = _three_row_sheet(sheet)
+    # The first row's answer comes at once; the others wait, so the kill lands mid-batch.
+    release, asked = threading.Event(), itertools.count()
+
+    def first_at_once_then_held(body: dict) -> str:
+        if next(asked) > 0:
+            release.wait(120)
+        return _stub_reply(body)
+
+    trip.stub.reply = first_at_once_then_held
+    first = _run_batch_deployment(trip, sheet)
+    generate = trip.deployment(GENERATE_DEPLOYMENT)
+
+    def completed_rows() -> list[dict]:
+        return [r for r in trip.flow_runs_of(generate) if r["state"]["type"] == "COMPLETED"]
+
+    try:
+        wait_until(lambda: completed_rows(), BATCH_TIMEOUT_S, "a first row to finish", interval=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{trip.diagnostics(first)}") from None
+    for worker in trip.workers:
+        _kill_tree(worker)
+    trip.stub.reply = _stub_reply
+    release.set()
+    finished_before = {r["parameters"]["question"] for r in completed_rows()}
+    assert len(finished_before) == 1 and trip.flow_run(first)["state"]["type"] != "COMPLETED"
+
+    # New workers (the host came back); the same batch is run again.
+    for name in WORKERS:
+        trip.processes.append(start_worker(f"{name}-again", POOL, trip.env, trip.log_dir, limit=2))
+    rerun = _run_batch_deployment(trip, sheet)
+    try:
+        wait_until(
+            lambda: trip.flow_run(rerun)["state"]["type"] in FINAL_STATES,
+            BATCH_TIMEOUT_S,
+            "the rerun to finish",
+            interval=1,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{trip.diagnostics(rerun)}") from None
+    again = trip.flow_run(rerun)
+    assert again["state"]["type"] == "COMPLETED", f"{again['state']}\n{trip.diagnostics(rerun)}"
+    assert again["state"]["message"] == "3 succeeded, 0 failed, 0 skipped"
+
+    manifests = list((trip.home / "batches").glob("*/manifest.json"))
+    assert len(manifests) == 1, manifests
+    entries = json.loads(manifests[0].read_text(encoding="utf-8"))
+    assert [e["status"] for e in entries] == ["succeeded"] * len(rows)
+    for entry in entries:
+        video = Path(entry["video"])
+        assert decodes_fully(video), video
+        assert len(list(video.parent.glob("*.mp4"))) == 1 and not list(video.parent.glob(".*.part*"))
+        if entry["question"] in finished_before:
+            assert "generate" in entry["from_cache"], entry  # finished before the kill: not asked again

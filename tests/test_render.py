@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 
 from ragreel.errors import DependencyMissing, InputError
-from ragreel.schemas import Narration, Source, TimedSentence
+from ragreel.schemas import Narration, Slide, Source, TimedSentence
 from ragreel.settings import get_settings
 from ragreel.video import encode
 from ragreel.video.fonts import choose_face, find_font, load_font, missing_glyphs
 from ragreel.video.frames import (
     draw_answer,
     draw_card,
+    draw_slide,
     draw_sources,
     draw_title,
     plain_background,
@@ -36,7 +37,10 @@ from ragreel.video.layout import (
     geometry_for,
     header_lines,
     layout_answer,
+    layout_slide,
     layout_sources,
+    scenes_of_pages,
+    slide_subtitle_lines,
     wrap_text,
 )
 from ragreel.video.subtitles import compose_srt
@@ -502,6 +506,149 @@ def test_english_video_is_whole_in_sync_and_shows_each_sentence(tmp_path, typese
         assert difference(np.asarray(thumbnail.convert("RGB")), title) < 2.0
     progress = [r.getMessage() for r in caplog.records if "frame_index" in r.getMessage()]
     assert progress and "(100%" in progress[-1]
+
+
+# --- slides -------------------------------------------------------------------------------------
+
+SLIDES = [
+    Slide(
+        key_point="Airtight and dark",
+        narration=EN_SENTENCES[0] + " " + EN_SENTENCES[1],
+        quote="Green tea keeps best in an airtight, opaque container, away from light, heat and smells.",
+        quote_title="Storing tea at home",
+        quote_heading="Containers",
+    ),
+    Slide(
+        key_point="Warm it before opening",
+        narration=EN_SENTENCES[2],
+        quote="A refrigerated container must warm to room temperature before it is opened. " * 6,
+        quote_title="Refrigerating tea",
+    ),
+]
+
+
+def test_pages_go_to_the_scene_they_narrate():
+    scenes = ["One two three. Four five.", "六七八九十。", "Eleven [2]."]
+    pages = ["One two three.", "Four five.", "六七八", "九十。", "Eleven."]
+    assert scenes_of_pages(pages, scenes) == [0, 0, 1, 1, 2]
+    assert scenes_of_pages(["a", "b"], []) == [0, 0]
+    assert scenes_of_pages([], scenes) == []
+
+
+@pytest.mark.parametrize("aspect", ["landscape", "portrait", "square"])
+@pytest.mark.parametrize("slide", SLIDES, ids=["short quote", "long quote"])
+def test_a_slide_shows_the_key_point_the_quote_and_its_source_inside_the_frame(typesetter, aspect, slide):
+    geometry = geometry_for(aspect)
+    page = ["Store green tea in an airtight,", "opaque container."]
+    card = layout_slide(slide, page, typesetter, geometry, "en")
+    assert " ".join(card.texts("key_point")) == slide.key_point
+    quote = " ".join(card.texts("quote"))
+    assert quote == " ".join(slide.quote.split()) or (
+        quote.endswith("…") and slide.quote.startswith(quote[:40])
+    )
+    assert card.texts("source_file")[0].startswith(f"— {slide.quote_title}")
+    assert card.texts("subtitle") == page
+    left, top, right, bottom = geometry.safe_box
+    for line in card.lines:
+        assert (
+            left <= line.x
+            and line.x + line.width <= right
+            and top <= line.y
+            and line.y + line.height <= bottom
+        )
+    # Headline above the card above the subtitles; the quote sits on its panel.
+    (panel,) = card.panels
+    quote_lines = [line for line in card.lines if line.role in ("quote", "source_file")]
+    assert max(line.y + line.height for line in card.lines if line.role == "key_point") < panel[1]
+    assert all(panel[1] < line.y and line.y + line.height <= panel[3] for line in quote_lines)
+    assert panel[3] < min(line.y for line in card.lines if line.role == "subtitle")
+
+
+def test_a_chinese_slide_quotes_in_corner_brackets(typesetter):
+    slide = Slide(
+        key_point="密封保存",
+        narration=ZH_SENTENCES[0],
+        quote="綠茶應存放在密封的容器中。",
+        quote_title="茶的保存",
+    )
+    card = layout_slide(slide, ["綠茶應存放在密封的容器中。"], typesetter, geometry_for("landscape"), "zh")
+    assert card.texts("quote") == ["「綠茶應存放在密封的容器中。」"]
+    assert card.texts("source_file") == ["— 茶的保存"]
+
+
+def test_with_slides_each_page_is_drawn_on_its_scenes_slide(typesetter, tmp_path):
+    geometry = geometry_for("landscape")
+    narration = make_narration(tmp_path, EN_SENTENCES)
+    measure = typesetter.measure("subtitle", geometry.subtitle_px)
+    pages = build_pages(narration.sentences, measure, geometry.text_width, slide_subtitle_lines(geometry))
+    stills = plan_stills(
+        question="Q?", pages=pages, sources=SOURCES, language="en", typesetter=typesetter, geometry=geometry,
+        fps=10, title_frames=20, answer_frames=45, closing_frames=30, slides=SLIDES,
+    )  # fmt: skip
+    assert [s.name for s in stills] == ["title", "page-1", "page-2", "page-3", "sources"]
+    for still, page, slide in zip(stills[1:4], pages, [SLIDES[0], SLIDES[0], SLIDES[1]], strict=True):
+        expected = draw_slide(slide, page.lines, typesetter, geometry, "en")
+        assert difference(np.asarray(still.draw()), np.asarray(expected)) == 0
+
+
+def test_slides_for_an_answer_take_each_scenes_first_quote_and_its_document():
+    from ragreel.schemas import Answer, Citation, Evidence, Scene
+    from tasks.render import slides_for
+
+    citations = [
+        Citation(
+            number=1, source="a.md", title="Storing tea", heading="Containers", text="Keep it dark. Seal it."
+        ),
+        Citation(number=2, source="b.md", title="Fridge", heading="Fridge", text="Warm it first."),
+    ]
+    scenes = [
+        Scene(
+            narration="Keep tea dark.",
+            key_point="Dark",
+            evidence=[Evidence(passage=1, quote="Keep it dark.")],
+        ),
+        Scene(narration="Warm it first.", evidence=[Evidence(passage=2, quote="Warm it first.")]),
+    ]
+    answer = Answer(
+        question="How?",
+        language="en",
+        text="…",
+        citations=citations,
+        scenes=scenes,
+        backend="openai",
+        model="m",
+        server="",
+    )
+    assert slides_for(answer) == [
+        Slide(key_point="Dark", narration="Keep tea dark.", quote="Keep it dark.", quote_title="Storing tea",
+              quote_heading="Containers"),
+        Slide(narration="Warm it first.", quote="Warm it first.", quote_title="Fridge"),  # heading = title
+    ]  # fmt: skip
+    assert slides_for(answer.model_copy(update={"scenes": []})) == []
+
+
+def test_a_video_with_slides_shows_them_and_keeps_its_subtitles(tmp_path, typesetter):
+    narration = make_narration(tmp_path, EN_SENTENCES)
+    settings = get_settings(aspect="landscape", fps=10, title_seconds=1.0, sources_seconds=1.0)
+    result = render_video(
+        narration,
+        "How should I store green tea?",
+        SOURCES,
+        tmp_path / "out",
+        "en",
+        settings=settings,
+        slides=SLIDES,
+    )
+    geometry = geometry_for("landscape")
+    midpoints = [1.0 + (s.start + s.end) / 2 for s in narration.sentences]
+    shown = decode_frames(Path(result.mp4_path), midpoints)
+    measure = typesetter.measure("subtitle", geometry.subtitle_px)
+    for sentence, frame, slide in zip(
+        narration.sentences, shown, [SLIDES[0], SLIDES[0], SLIDES[1]], strict=True
+    ):
+        lines = build_pages([sentence], measure, geometry.text_width, 2)[0].lines
+        assert difference(frame, np.asarray(draw_slide(slide, lines, typesetter, geometry, "en"))) < 2.0
+    assert Path(result.srt_path).read_text(encoding="utf-8").count("-->") == len(EN_SENTENCES)
 
 
 @pytest.mark.parametrize("aspect", ["portrait", "square"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragreel.errors import InputError
-from ragreel.schemas import Source
+from ragreel.schemas import Slide, Source
 from ragreel.video.layout import (
     Card,
     Geometry,
@@ -23,8 +23,10 @@ from ragreel.video.layout import (
     Typesetter,
     header_lines,
     layout_answer,
+    layout_slide,
     layout_sources,
     layout_title,
+    scenes_of_pages,
 )
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ WHITE = (255, 255, 255)
 MUTED = (170, 186, 207)
 ACCENT = (245, 185, 66)
 OUTLINE = (0, 0, 0)
+PANEL = (36, 54, 84)  # a slide's quote card, a shade lighter than the ground
+QUOTE_TEXT = (226, 232, 240)
 ROLE_COLORS = {
     "subtitle": WHITE,
     "title": WHITE,
@@ -45,6 +49,8 @@ ROLE_COLORS = {
     "header": MUTED,
     "source_title": WHITE,
     "source_file": MUTED,
+    "key_point": ACCENT,
+    "quote": QUOTE_TEXT,
 }
 OUTLINED_ROLES = {"subtitle", "title"}
 BACKGROUND_IMAGE_DIM = 0.45  # share of the picture's brightness kept behind the title
@@ -87,6 +93,8 @@ def draw_card(card: Card, typesetter: Typesetter, geometry: Geometry, background
 
     image = background.copy() if background is not None else plain_background(geometry)
     draw = ImageDraw.Draw(image)
+    for panel in card.panels:
+        draw.rectangle(panel, fill=PANEL)
     for rule in card.rules:
         draw.rectangle(rule, fill=ACCENT)
     for line in card.lines:
@@ -112,6 +120,10 @@ def draw_title(
 
 def draw_answer(header: Sequence[str], page: Sequence[str], typesetter: Typesetter, geometry: Geometry):
     return draw_card(layout_answer(header, page, typesetter, geometry), typesetter, geometry)
+
+
+def draw_slide(slide: Slide, page: Sequence[str], typesetter: Typesetter, geometry: Geometry, language: str):
+    return draw_card(layout_slide(slide, page, typesetter, geometry, language), typesetter, geometry)
 
 
 def draw_sources(sources: Sequence[Source], typesetter: Typesetter, geometry: Geometry, language: str):
@@ -145,8 +157,12 @@ def plan_stills(
     answer_frames: int,
     closing_frames: int,
     title_image=None,
+    slides: Sequence[Slide] = (),
 ) -> list[Still]:
     """The video as stills in order: title, subtitle pages, sources card.
+
+    With ``slides`` (one per scene of the answer), each page is drawn on the slide of the scene it
+    narrates: the scene's key point and quoted evidence above the subtitle.
 
     A page is shown from its start until the next page starts, so the pauses between
     sentences hold the last subtitle instead of flashing an empty frame; before the first
@@ -179,15 +195,21 @@ def plan_stills(
         )
     )
     ends = [*starts[2:], answer_end]
-    add("answer-lead", title_frames, starts[1] if pages else answer_end,
-        lambda: draw_answer(header, [], typesetter, geometry))  # fmt: skip
+    if slides:
+        scene_of = scenes_of_pages([page.text for page in pages], [slide.narration for slide in slides])
+
+        def draw_page(number: int, lines: Sequence[str]):
+            return draw_slide(
+                slides[scene_of[number]] if pages else slides[0], lines, typesetter, geometry, language
+            )
+    else:
+
+        def draw_page(number: int, lines: Sequence[str]):
+            return draw_answer(header, lines, typesetter, geometry)
+
+    add("answer-lead", title_frames, starts[1] if pages else answer_end, functools.partial(draw_page, 0, ()))
     for number, (page, start, end) in enumerate(zip(pages, starts[1:], ends, strict=True), start=1):
-        add(
-            f"page-{number}",
-            start,
-            end,
-            functools.partial(draw_answer, header, page.lines, typesetter, geometry),
-        )
+        add(f"page-{number}", start, end, functools.partial(draw_page, number - 1, page.lines))
     add(
         "sources",
         answer_end,

@@ -13,12 +13,13 @@ subtitle pages instead of a smaller font.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ragreel.schemas import Aspect, Source, TimedSentence
+from ragreel.schemas import Aspect, Slide, Source, TimedSentence
 from ragreel.text import is_cjk_wide
 from ragreel.video.fonts import FontFace, load_font
 
@@ -257,6 +258,8 @@ ROLE_WEIGHTS = {
     "header": "Regular",
     "source_title": "Medium",
     "source_file": "Regular",
+    "key_point": "Bold",
+    "quote": "Regular",
 }
 
 
@@ -295,6 +298,7 @@ class Card:
 
     lines: tuple[TextLine, ...]
     rules: tuple[tuple[int, int, int, int], ...] = ()
+    panels: tuple[tuple[int, int, int, int], ...] = ()  # boxes behind the text (a slide's quote card)
 
     def texts(self, role: str | None = None) -> list[str]:
         return [line.text for line in self.lines if role is None or line.role == role]
@@ -306,8 +310,15 @@ LABELS = {
         "sources": "Sources",
         "none": "No sources were cited.",
         "more": "+ {n} more",
+        "quote": "{}",  # the card marks it as a quote; curly quotes are full-width in a CJK face
     },
-    "zh": {"question": "問題", "sources": "資料來源", "none": "沒有引用資料來源。", "more": "另有 {n} 項"},
+    "zh": {
+        "question": "問題",
+        "sources": "資料來源",
+        "none": "沒有引用資料來源。",
+        "more": "另有 {n} 項",
+        "quote": "「{}」",
+    },
 }
 
 
@@ -414,6 +425,111 @@ def layout_answer(
         blocks, typesetter, block_top, left=left, width=geometry.text_width, centered=True
     )
     return Card(tuple(header_placed + subtitle_placed), (rule,))
+
+
+def slide_subtitle_lines(geometry: Geometry) -> int:
+    """Subtitle lines under a slide: one fewer than on a plain frame, leaving room for the slide."""
+    return max(2, geometry.subtitle_lines - 1)
+
+
+def layout_slide(
+    slide: Slide, page: Sequence[str], typesetter: Typesetter, geometry: Geometry, language: str
+) -> Card:
+    """A scene's frame: its key point as the headline, the quoted evidence on a card with the
+    document it comes from, and the subtitle page at the bottom.
+
+    The quote is cut with an ellipsis where the card is full; the whole quote is in result.json.
+    """
+    left, top, right, bottom = geometry.safe_box
+    width = geometry.text_width
+    headline_px = round(geometry.title_px * 0.8)
+    quote_px = round(geometry.subtitle_px * 0.7)
+    attribution_px = geometry.source_file_px
+    gap = geometry.header_px
+
+    headline = slide.key_point.strip() or slide.narration.strip()
+    headline_measure = typesetter.measure("key_point", headline_px)
+    headline_lines = wrap_text(headline, headline_measure, width)
+    if len(headline_lines) > 2:
+        headline_lines = [headline_lines[0], ellipsize(" ".join(headline_lines[1:]), headline_measure, width)]
+    placed, headline_bottom = _stack(
+        [Block(headline_lines, "key_point", headline_px)],
+        typesetter,
+        top,
+        left=left,
+        width=width,
+        centered=False,
+    )
+    rule_top = headline_bottom + gap // 4
+    rules = [(left, rule_top, left + width // 6, rule_top + 4)]
+
+    subtitle_pitch = line_pitch(geometry.subtitle_px)
+    subtitle_top = bottom - slide_subtitle_lines(geometry) * subtitle_pitch
+    subtitle_block = Block(page, "subtitle", geometry.subtitle_px)
+    subtitle_placed, _ = _stack(
+        [subtitle_block],
+        typesetter,
+        subtitle_top + (slide_subtitle_lines(geometry) * subtitle_pitch - subtitle_block.height) // 2,
+        left=left,
+        width=width,
+        centered=True,
+    )
+
+    panels = []
+    card_top, card_bottom = rule_top + gap, subtitle_top - gap
+    padding = quote_px
+    inner_left, inner_width = left + padding, width - 2 * padding
+    room = card_bottom - card_top - 2 * padding - line_pitch(attribution_px) - quote_px // 2
+    if slide.quote.strip() and room >= line_pitch(quote_px):
+        quote_measure = typesetter.measure("quote", quote_px)
+        quote = labels(language)["quote"].format(" ".join(slide.quote.split()))
+        quote_lines = wrap_text(quote, quote_measure, inner_width)
+        fits = room // line_pitch(quote_px)
+        if len(quote_lines) > fits:
+            quote_lines = quote_lines[:fits]
+            quote_lines[-1] = ellipsize(quote_lines[-1] + ELLIPSIS, quote_measure, inner_width)
+        where = " › ".join(part for part in (slide.quote_title, slide.quote_heading) if part)
+        attribution_measure = typesetter.measure("source_file", attribution_px)
+        blocks = [Block(quote_lines, "quote", quote_px, quote_px // 2)]
+        if where:
+            blocks.append(
+                Block(
+                    [ellipsize(f"— {where}", attribution_measure, inner_width)], "source_file", attribution_px
+                )
+            )
+        height = sum(block.height for block in blocks)
+        box_top = card_top + max(0, (card_bottom - card_top - height - 2 * padding) // 2)
+        quote_placed, box_bottom = _stack(
+            blocks, typesetter, box_top + padding, left=inner_left, width=inner_width, centered=False
+        )
+        panels.append((left, box_top, right, box_bottom + padding))
+        rules.append((left, box_top, left + max(4, quote_px // 6), box_bottom + padding))
+        placed += quote_placed
+    return Card(tuple(placed + subtitle_placed), tuple(rules), tuple(panels))
+
+
+def scenes_of_pages(page_texts: Sequence[str], scene_texts: Sequence[str]) -> list[int]:
+    """For each subtitle page, the index of the scene it narrates.
+
+    Pages are the scenes' narration, in order, cut into sentences and pages (citation markers and
+    markdown removed on the way), so each page goes to the scene its middle falls in, by the share
+    of letters and characters before it.
+    """
+
+    def letters(text: str) -> int:
+        return sum(ch.isalnum() for ch in text)
+
+    if not scene_texts:
+        return [0] * len(page_texts)
+    scene_ends = list(itertools.accumulate(letters(t) for t in scene_texts))
+    page_sizes = [letters(t) for t in page_texts]
+    pages_total, scenes_total = max(1, sum(page_sizes)), max(1, scene_ends[-1])
+    assigned, before = [], 0
+    for size in page_sizes:
+        middle = (before + size / 2) / pages_total * scenes_total
+        before += size
+        assigned.append(next((i for i, end in enumerate(scene_ends) if middle <= end), len(scene_texts) - 1))
+    return assigned
 
 
 def layout_sources(
