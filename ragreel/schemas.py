@@ -299,6 +299,8 @@ class Slide(BaseModel):
     key_point: str = ""
     narration: str = Field(min_length=1)
     quote: str = ""
+    before: str = Field("", description="The passage's sentence before the quote, shown dimmed.")
+    after: str = Field("", description="The passage's sentence after the quote, shown dimmed.")
     quote_title: str = ""
     quote_heading: str = ""
 

@@ -22,7 +22,14 @@ import time
 
 from ragreel.errors import InputError, TransientError
 from ragreel.llm.client import ChatReply, Endpoint, complete_chat, describe_backend, redact, resolve_endpoint
-from ragreel.llm.evidence import SceneCheck, best_sentences, check_scene, extractive_scene, sentence_scenes
+from ragreel.llm.evidence import (
+    SceneCheck,
+    best_sentences,
+    check_scene,
+    extractive_scene,
+    normalise,
+    sentence_scenes,
+)
 from ragreel.llm.prompt import LengthTarget, not_covered_message, spoken_seconds
 from ragreel.llm.script import parse_script, revision_message, script_messages, script_schema
 from ragreel.schemas import Answer, Citation, Evidence, Language, Passage, Scene, Script, parse_language
@@ -290,7 +297,7 @@ def _within_length(scenes: list[Scene], language: str, max_seconds: float, check
     said: set[str] = set()
     total = 0.0
     for scene in scenes:
-        key = re.sub(r"\W+", "", scene.narration.lower())
+        key = normalise(scene.narration)  # the same scene twice, whatever its punctuation or script
         if key in said:
             continue
         seconds = spoken_seconds(scene.narration, language)

@@ -156,22 +156,40 @@ def render_video(
 
 
 def slides_for(answer: Answer) -> list[Slide]:
-    """One slide per scene of ``answer``: its key point, and its first quote with the document and
-    section it comes from. An answer without scenes (not covered) has none."""
+    """One slide per scene of ``answer``: its key point, and its first quote between the passage's
+    sentences around it, with the document and section it comes from. An answer without scenes
+    (not covered) has none."""
     slides = []
     for scene in answer.scenes:
         evidence = scene.evidence[0]
         cited = answer.citations[evidence.passage - 1] if evidence.passage <= len(answer.citations) else None
+        before, after = _around(evidence.quote, cited.text) if cited else ("", "")
         slides.append(
             Slide(
                 key_point=scene.key_point,
                 narration=scene.narration,
                 quote=evidence.quote,
+                before=before,
+                after=after,
                 quote_title=cited.title if cited else "",
                 quote_heading=cited.heading if cited and cited.heading != cited.title else "",
             )
         )
     return slides
+
+
+def _around(quote: str, passage: str) -> tuple[str, str]:
+    """The passage's sentence just before ``quote`` and just after it ('' where there is none, or
+    where the quote is not the passage's own words)."""
+    from ragreel.text import split_sentences
+
+    flat, quote = " ".join(passage.split()), " ".join(quote.split())
+    at = flat.find(quote)
+    if at < 0 or not quote:
+        return "", ""
+    before = split_sentences(flat[:at])
+    after = split_sentences(flat[at + len(quote) :])
+    return (before[-1] if before else ""), (after[0] if after else "")
 
 
 def _warn_missing_glyphs(

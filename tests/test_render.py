@@ -576,6 +576,45 @@ def test_a_chinese_slide_quotes_in_corner_brackets(typesetter):
     assert card.texts("source_file") == ["— 茶的保存"]
 
 
+def test_the_quote_is_shown_lit_between_its_passages_dimmed_sentences(typesetter):
+    geometry = geometry_for("landscape")
+    slide = SLIDES[0].model_copy(update={"before": "Tea goes stale.", "after": "Buy a little at a time."})
+    card = layout_slide(slide, ["Seal it."], typesetter, geometry, "en")
+    pieces = [line for line in card.lines if line.role in ("quote", "context")]
+
+    def words(role: str | None = None) -> list[str]:  # pieces of a line join as they are; lines with a space
+        by_line: dict[int, str] = {}
+        for piece in pieces:
+            if role is None or piece.role == role:
+                by_line[piece.y] = by_line.get(piece.y, "") + piece.text
+        return " ".join(by_line.values()).split()
+
+    assert words() == f"{slide.before} {slide.quote} {slide.after}".split()
+    assert words("quote") == slide.quote.split()
+    # Each quoted piece is underlined: an accent rule just below it, as wide as it.
+    for piece in (p for p in pieces if p.role == "quote" and p.text.strip()):
+        assert any(r[0] == piece.x and r[2] == piece.x + piece.width and piece.y < r[1] < piece.y + piece.height
+                   for r in card.rules)  # fmt: skip
+
+    # No room for the context: the sentence after goes first, then the one before; the quote stays.
+    crowded = slide.model_copy(update={"after": "Buy a little at a time. " * 20, "before": "Stale. " * 40})
+    card = layout_slide(crowded, ["Seal it."], typesetter, geometry, "en")
+    pieces = [line for line in card.lines if line.role in ("quote", "context")]
+    assert words("context") == [] and words("quote") == slide.quote.split()
+
+
+def test_slide_context_is_the_passages_sentences_around_the_quote():
+    from tasks.render import _around
+
+    assert _around("Seal it.", "Keep it dark.  Seal it.\nDrink it soon. More.") == (
+        "Keep it dark.",
+        "Drink it soon.",
+    )
+    assert _around("密封保存。", "放在暗處。密封保存。盡快喝完。") == ("放在暗處。", "盡快喝完。")
+    assert _around("Seal it.", "Seal it.") == ("", "")
+    assert _around("Not there.", "Keep it dark.") == ("", "")
+
+
 def test_with_slides_each_page_is_drawn_on_its_scenes_slide(typesetter, tmp_path):
     geometry = geometry_for("landscape")
     narration = make_narration(tmp_path, EN_SENTENCES)
@@ -620,8 +659,8 @@ def test_slides_for_an_answer_take_each_scenes_first_quote_and_its_document():
         server="",
     )
     assert slides_for(answer) == [
-        Slide(key_point="Dark", narration="Keep tea dark.", quote="Keep it dark.", quote_title="Storing tea",
-              quote_heading="Containers"),
+        Slide(key_point="Dark", narration="Keep tea dark.", quote="Keep it dark.", after="Seal it.",
+              quote_title="Storing tea", quote_heading="Containers"),
         Slide(narration="Warm it first.", quote="Warm it first.", quote_title="Fridge"),  # heading = title
     ]  # fmt: skip
     assert slides_for(answer.model_copy(update={"scenes": []})) == []

@@ -40,7 +40,7 @@ MUTED = (170, 186, 207)
 ACCENT = (245, 185, 66)
 OUTLINE = (0, 0, 0)
 PANEL = (36, 54, 84)  # a slide's quote card, a shade lighter than the ground
-QUOTE_TEXT = (226, 232, 240)
+CONTEXT_TEXT = (128, 146, 172)  # the passage around a quote, dimmed so the quote stands out
 ROLE_COLORS = {
     "subtitle": WHITE,
     "title": WHITE,
@@ -50,7 +50,8 @@ ROLE_COLORS = {
     "source_title": WHITE,
     "source_file": MUTED,
     "key_point": ACCENT,
-    "quote": QUOTE_TEXT,
+    "quote": WHITE,
+    "context": CONTEXT_TEXT,
 }
 OUTLINED_ROLES = {"subtitle", "title"}
 BACKGROUND_IMAGE_DIM = 0.45  # share of the picture's brightness kept behind the title

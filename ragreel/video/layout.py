@@ -260,6 +260,7 @@ ROLE_WEIGHTS = {
     "source_file": "Regular",
     "key_point": "Bold",
     "quote": "Regular",
+    "context": "Regular",  # the same weight as "quote": they share lines, measured as one
 }
 
 
@@ -482,30 +483,77 @@ def layout_slide(
     room = card_bottom - card_top - 2 * padding - line_pitch(attribution_px) - quote_px // 2
     if slide.quote.strip() and room >= line_pitch(quote_px):
         quote_measure = typesetter.measure("quote", quote_px)
-        quote = labels(language)["quote"].format(" ".join(slide.quote.split()))
-        quote_lines = wrap_text(quote, quote_measure, inner_width)
-        fits = room // line_pitch(quote_px)
-        if len(quote_lines) > fits:
-            quote_lines = quote_lines[:fits]
-            quote_lines[-1] = ellipsize(quote_lines[-1] + ELLIPSIS, quote_measure, inner_width)
+        pitch = line_pitch(quote_px)
+        lines = _quote_in_context(slide, quote_measure, inner_width, room // pitch, language)
+        box_height = len(lines) * pitch + quote_px // 2 + 2 * padding
         where = " › ".join(part for part in (slide.quote_title, slide.quote_heading) if part)
-        attribution_measure = typesetter.measure("source_file", attribution_px)
-        blocks = [Block(quote_lines, "quote", quote_px, quote_px // 2)]
         if where:
-            blocks.append(
-                Block(
-                    [ellipsize(f"— {where}", attribution_measure, inner_width)], "source_file", attribution_px
-                )
-            )
-        height = sum(block.height for block in blocks)
-        box_top = card_top + max(0, (card_bottom - card_top - height - 2 * padding) // 2)
-        quote_placed, box_bottom = _stack(
-            blocks, typesetter, box_top + padding, left=inner_left, width=inner_width, centered=False
-        )
-        panels.append((left, box_top, right, box_bottom + padding))
-        rules.append((left, box_top, left + max(4, quote_px // 6), box_bottom + padding))
-        placed += quote_placed
+            box_height += line_pitch(attribution_px)
+        box_top = card_top + max(0, (card_bottom - card_top - box_height) // 2)
+        y = box_top + padding
+        for segments in lines:
+            x = inner_left
+            for text, role in segments:
+                advance = math.ceil(quote_measure(text))
+                placed.append(TextLine(text, x, y, advance, pitch, role, quote_px))
+                if role == "quote" and text.strip():  # the quoted words underlined in the accent
+                    underline = y + round(quote_px * 1.3)
+                    rules.append((x, underline, x + advance, underline + max(2, quote_px // 16)))
+                x += advance
+            y += pitch
+        y += quote_px // 2
+        if where:
+            attribution_measure = typesetter.measure("source_file", attribution_px)
+            text = ellipsize(f"— {where}", attribution_measure, inner_width)
+            placed.append(
+                TextLine(text, inner_left, y, math.ceil(attribution_measure(text)), line_pitch(attribution_px),
+                         "source_file", attribution_px)
+            )  # fmt: skip
+            y += line_pitch(attribution_px)
+        panels.append((left, box_top, right, y + padding))
+        rules.append((left, box_top, left + max(4, quote_px // 6), y + padding))
     return Card(tuple(placed + subtitle_placed), tuple(rules), tuple(panels))
+
+
+def _quote_in_context(
+    slide: Slide, measure: Measure, width: float, max_lines: int, language: str
+) -> list[list[tuple[str, str]]]:
+    """The quote between its passage's neighbouring sentences, wrapped: lines of (text, role)
+    pieces, role 'quote' for the quoted words and 'context' around them.
+
+    The context goes first when it does not fit (the sentence after, then the one before, then
+    both); a quote alone too long for the card is cut with an ellipsis.
+    """
+    joiner = "" if language == "zh" else " "
+    quote = labels(language)["quote"].format(" ".join(slide.quote.split()))
+    before, after = " ".join(slide.before.split()), " ".join(slide.after.split())
+    for keep_before, keep_after in ((True, True), (True, False), (False, True), (False, False)):
+        head = before + joiner if keep_before and before else ""
+        tail = joiner + after if keep_after and after else ""
+        text = head + quote + tail
+        lines = wrap_text(text, measure, width)
+        if len(lines) <= max_lines:
+            return _pieces(text, lines, len(head), len(head) + len(quote))
+    lines = wrap_text(quote, measure, width)[:max_lines]
+    lines[-1] = ellipsize(lines[-1] + ELLIPSIS, measure, width)
+    return [[(line, "quote")] for line in lines]
+
+
+def _pieces(text: str, lines: Sequence[str], start: int, end: int) -> list[list[tuple[str, str]]]:
+    """Each wrapped line of ``text`` cut where the span [start, end) begins and ends."""
+    result, cursor = [], 0
+    for line in lines:
+        at = text.find(line, cursor)
+        at = cursor if at < 0 else at
+        cursor = at + len(line)
+        cuts = sorted({0, len(line), *(min(max(point - at, 0), len(line)) for point in (start, end))})
+        pieces = []
+        for a, b in itertools.pairwise(cuts):
+            if b > a:
+                inside = start <= at + a < end
+                pieces.append((line[a:b], "quote" if inside else "context"))
+        result.append(pieces)
+    return result
 
 
 def scenes_of_pages(page_texts: Sequence[str], scene_texts: Sequence[str]) -> list[int]:
