@@ -140,6 +140,7 @@ def generate_video(
                     mp4_path=rendered.mp4_path,
                     wav_path=rendered.wav_path,
                     srt_path=rendered.srt_path,
+                    vtt_path=rendered.vtt_path,
                     thumbnail_path=rendered.thumbnail_path,
                     narration_seconds=round(narration.duration, 2),
                     video_seconds=round(rendered.duration, 2),
@@ -274,7 +275,7 @@ def _print_result(result: VideoResult) -> None:
         print(f"From cache: {', '.join(result.cached_stages)}")
     if result.mp4_path:
         print(f"\nVideo: {result.mp4_path} ({result.video_seconds:.1f}s)")
-        print(f"Subtitles: {result.srt_path}\nThumbnail: {result.thumbnail_path}")
+        print(f"Subtitles: {result.srt_path} and {result.vtt_path}\nThumbnail: {result.thumbnail_path}")
 
 
 def read_script(path: str) -> dict:

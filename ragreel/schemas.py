@@ -308,6 +308,7 @@ class Slide(BaseModel):
 class RenderedVideo(BaseModel):
     mp4_path: str
     srt_path: str
+    vtt_path: str
     thumbnail_path: str
     wav_path: str
     duration: float
@@ -333,6 +334,7 @@ class VideoResult(BaseModel):
     mp4_path: str | None = None
     wav_path: str | None = None
     srt_path: str | None = None
+    vtt_path: str | None = None
     thumbnail_path: str | None = None
     narration_seconds: float | None = None
     video_seconds: float | None = None

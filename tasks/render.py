@@ -52,7 +52,7 @@ def render_video(
     from ragreel.video.fonts import find_font
     from ragreel.video.frames import draw_title, plan_stills
     from ragreel.video.layout import Typesetter, build_pages, geometry_for, slide_subtitle_lines
-    from ragreel.video.subtitles import compose_srt
+    from ragreel.video.subtitles import compose_srt, compose_vtt
 
     settings = settings or get_settings()
     started = time.monotonic()
@@ -126,11 +126,12 @@ def render_video(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mp4_path, srt_path = out_dir / f"{stem}.mp4", out_dir / f"{stem}.srt"
+    mp4_path, srt_path, vtt_path = (out_dir / f"{stem}.{kind}" for kind in ("mp4", "srt", "vtt"))
     png_path, wav_copy = out_dir / f"{stem}.png", out_dir / f"{stem}.wav"
     with AtomicOutputs() as outputs:
         title_image.save(outputs.temp(png_path), format="PNG")
         outputs.temp(srt_path).write_text(compose_srt(pages, offset=title_offset), encoding="utf-8")
+        outputs.temp(vtt_path).write_text(compose_vtt(pages, offset=title_offset), encoding="utf-8")
         if not _same_file(wav_path, wav_copy):
             shutil.copyfile(wav_path, outputs.temp(wav_copy))
         encode_stills(
@@ -146,6 +147,7 @@ def render_video(
     return RenderedVideo(
         mp4_path=str(mp4_path),
         srt_path=str(srt_path),
+        vtt_path=str(vtt_path),
         thumbnail_path=str(png_path),
         wav_path=str(wav_copy),
         duration=total_frames / fps,
@@ -230,7 +232,7 @@ def render_cache_key(settings: Settings, parameters: dict) -> str:
     timeout_seconds=1800,
     settings_key=render_cache_key,
     run_name=lambda p: f"render {p['aspect']} video",
-    outputs=lambda video: [video.mp4_path, video.srt_path, video.thumbnail_path],
+    outputs=lambda video: [video.mp4_path, video.srt_path, video.vtt_path, video.thumbnail_path],
 )
 def render_stage(
     narration: Narration,

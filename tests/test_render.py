@@ -43,7 +43,7 @@ from ragreel.video.layout import (
     slide_subtitle_lines,
     wrap_text,
 )
-from ragreel.video.subtitles import compose_srt
+from ragreel.video.subtitles import compose_srt, compose_vtt
 from tasks.render import render_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -435,6 +435,20 @@ def test_srt_parses_and_matches_the_timeline(typesetter, tmp_path):
         assert own[-1].end.total_seconds() == pytest.approx(3.0 + sentence.end, abs=1e-3)
         assert " ".join(cue.content.replace("\n", " ") for cue in own) == sentence.text
 
+    # The WebVTT file is the same cues, as a web player reads them.
+    import io
+
+    import webvtt
+
+    def seconds(stamp: str) -> float:
+        hours, minutes, rest = stamp.split(":")
+        return round(int(hours) * 3600 + int(minutes) * 60 + float(rest), 3)
+
+    captions = webvtt.from_buffer(io.StringIO(compose_vtt(pages, offset=3.0))).captions
+    assert [(seconds(c.start), seconds(c.end), c.text) for c in captions] == [
+        (cue.start.total_seconds(), cue.end.total_seconds(), cue.content) for cue in cues
+    ]
+
 
 # --- whole videos ----------------------------------------------------------------------------
 
@@ -459,6 +473,7 @@ def test_english_video_is_whole_in_sync_and_shows_each_sentence(tmp_path, typese
         "answer.mp4",
         "answer.png",
         "answer.srt",
+        "answer.vtt",
         "answer.wav",
     ]
     assert_decodes(mp4)
