@@ -555,8 +555,11 @@ def test_pages_go_to_the_scene_they_narrate():
 def test_a_slide_shows_the_key_point_the_quote_and_its_source_inside_the_frame(typesetter, aspect, slide):
     geometry = geometry_for(aspect)
     page = ["Store green tea in an airtight,", "opaque container."]
-    card = layout_slide(slide, page, typesetter, geometry, "en")
+    card = layout_slide(slide, page, typesetter, geometry, "en", (2, 3))
     assert " ".join(card.texts("key_point")) == slide.key_point
+    (counter,) = [line for line in card.lines if line.role == "header"]  # scene 2 of 3, top right
+    assert counter.text == "2 / 3" and counter.x + counter.width == geometry.safe_box[2]
+    assert all(line.x + line.width < counter.x for line in card.lines if line.role == "key_point")
     quote = " ".join(card.texts("quote"))
     assert quote == " ".join(slide.quote.split()) or (
         quote.endswith("…") and slide.quote.startswith(quote[:40])
@@ -640,8 +643,8 @@ def test_with_slides_each_page_is_drawn_on_its_scenes_slide(typesetter, tmp_path
         fps=10, title_frames=20, answer_frames=45, closing_frames=30, slides=SLIDES,
     )  # fmt: skip
     assert [s.name for s in stills] == ["title", "page-1", "page-2", "page-3", "sources"]
-    for still, page, slide in zip(stills[1:4], pages, [SLIDES[0], SLIDES[0], SLIDES[1]], strict=True):
-        expected = draw_slide(slide, page.lines, typesetter, geometry, "en")
+    for still, page, scene in zip(stills[1:4], pages, [0, 0, 1], strict=True):
+        expected = draw_slide(SLIDES[scene], page.lines, typesetter, geometry, "en", (scene + 1, 2))
         assert difference(np.asarray(still.draw()), np.asarray(expected)) == 0
 
 
@@ -697,11 +700,10 @@ def test_a_video_with_slides_shows_them_and_keeps_its_subtitles(tmp_path, typese
     midpoints = [1.0 + (s.start + s.end) / 2 for s in narration.sentences]
     shown = decode_frames(Path(result.mp4_path), midpoints)
     measure = typesetter.measure("subtitle", geometry.subtitle_px)
-    for sentence, frame, slide in zip(
-        narration.sentences, shown, [SLIDES[0], SLIDES[0], SLIDES[1]], strict=True
-    ):
+    for sentence, frame, scene in zip(narration.sentences, shown, [0, 0, 1], strict=True):
         lines = build_pages([sentence], measure, geometry.text_width, 2)[0].lines
-        assert difference(frame, np.asarray(draw_slide(slide, lines, typesetter, geometry, "en"))) < 2.0
+        expected = draw_slide(SLIDES[scene], lines, typesetter, geometry, "en", (scene + 1, 2))
+        assert difference(frame, np.asarray(expected)) < 2.0
     assert Path(result.srt_path).read_text(encoding="utf-8").count("-->") == len(EN_SENTENCES)
 
 

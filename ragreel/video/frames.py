@@ -123,8 +123,17 @@ def draw_answer(header: Sequence[str], page: Sequence[str], typesetter: Typesett
     return draw_card(layout_answer(header, page, typesetter, geometry), typesetter, geometry)
 
 
-def draw_slide(slide: Slide, page: Sequence[str], typesetter: Typesetter, geometry: Geometry, language: str):
-    return draw_card(layout_slide(slide, page, typesetter, geometry, language), typesetter, geometry)
+def draw_slide(
+    slide: Slide,
+    page: Sequence[str],
+    typesetter: Typesetter,
+    geometry: Geometry,
+    language: str,
+    position: tuple[int, int] = (1, 1),
+):
+    return draw_card(
+        layout_slide(slide, page, typesetter, geometry, language, position), typesetter, geometry
+    )
 
 
 def draw_sources(sources: Sequence[Source], typesetter: Typesetter, geometry: Geometry, language: str):
@@ -200,9 +209,8 @@ def plan_stills(
         scene_of = scenes_of_pages([page.text for page in pages], [slide.narration for slide in slides])
 
         def draw_page(number: int, lines: Sequence[str]):
-            return draw_slide(
-                slides[scene_of[number]] if pages else slides[0], lines, typesetter, geometry, language
-            )
+            scene = scene_of[number] if pages else 0
+            return draw_slide(slides[scene], lines, typesetter, geometry, language, (scene + 1, len(slides)))
     else:
 
         def draw_page(number: int, lines: Sequence[str]):

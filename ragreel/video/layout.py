@@ -434,10 +434,16 @@ def slide_subtitle_lines(geometry: Geometry) -> int:
 
 
 def layout_slide(
-    slide: Slide, page: Sequence[str], typesetter: Typesetter, geometry: Geometry, language: str
+    slide: Slide,
+    page: Sequence[str],
+    typesetter: Typesetter,
+    geometry: Geometry,
+    language: str,
+    position: tuple[int, int] = (1, 1),
 ) -> Card:
     """A scene's frame: its key point as the headline, the quoted evidence on a card with the
-    document it comes from, and the subtitle page at the bottom.
+    document it comes from, and the subtitle page at the bottom. ``position`` (scene n of m) shows
+    in the top corner when there is more than one scene.
 
     The quote is cut with an ellipsis where the card is full; the whole quote is in result.json.
     """
@@ -448,19 +454,34 @@ def layout_slide(
     attribution_px = geometry.source_file_px
     gap = geometry.header_px
 
+    placed: list[TextLine] = []
+    headline_width = width
+    number, count = position
+    if count > 1:
+        counter = f"{number} / {count}"
+        advance = math.ceil(typesetter.measure("header", geometry.header_px)(counter))
+        baseline_shift = (line_pitch(headline_px) - line_pitch(geometry.header_px)) // 2
+        placed.append(
+            TextLine(counter, right - advance, top + baseline_shift, advance, line_pitch(geometry.header_px),
+                     "header", geometry.header_px)
+        )  # fmt: skip
+        headline_width = width - advance - gap
+
     headline = slide.key_point.strip() or slide.narration.strip()
     headline_measure = typesetter.measure("key_point", headline_px)
-    headline_lines = wrap_text(headline, headline_measure, width)
+    headline_lines = wrap_text(headline, headline_measure, headline_width)
     if len(headline_lines) > 2:
-        headline_lines = [headline_lines[0], ellipsize(" ".join(headline_lines[1:]), headline_measure, width)]
-    placed, headline_bottom = _stack(
+        rest = headline[len(headline_lines[0]) :].strip()
+        headline_lines = [headline_lines[0], ellipsize(rest, headline_measure, headline_width)]
+    headline_placed, headline_bottom = _stack(
         [Block(headline_lines, "key_point", headline_px)],
         typesetter,
         top,
         left=left,
-        width=width,
+        width=headline_width,
         centered=False,
     )
+    placed += headline_placed
     rule_top = headline_bottom + gap // 4
     rules = [(left, rule_top, left + width // 6, rule_top + 4)]
 
