@@ -22,6 +22,8 @@ VoiceKind = Literal["auto", "bark", "piper", "kokoro", "espeak"]
 VOICE_KINDS: tuple[VoiceKind, ...] = get_args(VoiceKind)
 Aspect = Literal["landscape", "portrait", "square"]
 ASPECTS: tuple[Aspect, ...] = get_args(Aspect)
+Theme = Literal["dark", "light"]  # the video's colours (ragreel.video.frames.PALETTES)
+THEMES: tuple[Theme, ...] = get_args(Theme)
 MAX_TOP_K = 50
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K)]  # passages retrieved per question
 DEFAULT_MAX_QUESTION_CHARS = 2000

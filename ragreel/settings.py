@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragreel.errors import InputError
-from ragreel.schemas import DEFAULT_MAX_QUESTION_CHARS, Aspect, TopK, VoiceSpec
+from ragreel.schemas import DEFAULT_MAX_QUESTION_CHARS, Aspect, Theme, TopK, VoiceSpec
 
 
 class Settings(BaseSettings):
@@ -105,6 +105,7 @@ class Settings(BaseSettings):
         "landscape", description="landscape 1280x720, portrait 1080x1920, square 1080x1080."
     )
     fps: int = Field(30, ge=1, le=60)
+    theme: Theme = Field("dark", description="Colours: dark (navy, white type) or light (paper, dark type).")
     background_image: Path | None = Field(None, description="Optional image behind the title card.")
     font_path: Path | None = Field(
         None, description="Font covering Latin and CJK (default: the packaged Noto Sans CJK TC)."

@@ -50,7 +50,7 @@ def render_video(
     """
     from ragreel.video.encode import AtomicOutputs, encode_stills, probe_audio
     from ragreel.video.fonts import find_font
-    from ragreel.video.frames import draw_title, plan_stills
+    from ragreel.video.frames import PALETTES, draw_title, plan_stills
     from ragreel.video.layout import Typesetter, build_pages, geometry_for, slide_subtitle_lines
     from ragreel.video.subtitles import compose_srt, compose_vtt
 
@@ -98,8 +98,9 @@ def render_video(
             stage="render",
             hint="set RAGREEL_BACKGROUND_IMAGE to an existing PNG/JPEG, or unset it",
         )
+    palette = PALETTES[settings.theme]
     title_image = draw_title(
-        question, typesetter, geometry, language, background.expanduser() if background else None
+        question, typesetter, geometry, language, background.expanduser() if background else None, palette
     )
     stills = plan_stills(
         question=question,
@@ -114,6 +115,7 @@ def render_video(
         closing_frames=closing_frames,
         title_image=title_image,
         slides=slides,
+        palette=palette,
     )
     total_frames = stills[-1].end
     title_offset = title_frames / fps
@@ -219,6 +221,7 @@ def render_cache_key(settings: Settings, parameters: dict) -> str:
         [
             code_version("tasks.render", "ragreel.video"),
             str(settings.fps),
+            settings.theme,
             file_signature(settings.background_image),
             file_signature(settings.font_path),
             str(settings.title_seconds),

@@ -542,6 +542,26 @@ SLIDES = [
 ]
 
 
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_each_theme_keeps_text_legible_on_its_ground(typesetter, theme):
+    from ragreel.video.frames import PALETTES
+
+    palette = PALETTES[theme]
+    geometry = geometry_for("landscape")
+    frame = np.asarray(draw_slide(SLIDES[0], ["Seal it."], typesetter, geometry, "en", (1, 2), palette))
+    ground = np.asarray(plain_background(geometry, palette)).mean()
+    assert (ground < 60) if theme == "dark" else (ground > 200)
+
+    def luminance(color) -> float:
+        return 0.2126 * color[0] + 0.7152 * color[1] + 0.0722 * color[2]
+
+    # Text, accents and quotes stand well apart from the ground and the quote card they sit on.
+    for role in ("subtitle", "key_point", "quote", "header", "context"):
+        for behind in (palette.ground_top, palette.ground_bottom, palette.panel):
+            assert abs(luminance(palette.color(role)) - luminance(behind)) > 60, (role, behind)
+    assert np.abs(frame.astype(int) - np.asarray(plain_background(geometry, palette), dtype=int)).sum() > 0
+
+
 def test_pages_go_to_the_scene_they_narrate():
     scenes = ["One two three. Four five.", "六七八九十。", "Eleven [2]."]
     pages = ["One two three.", "Four five.", "六七八", "九十。", "Eleven."]

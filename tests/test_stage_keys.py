@@ -57,6 +57,7 @@ def clean_settings(ragreel_home, monkeypatch, tmp_path):
         ("RAGREEL_SAMPLE_RATE", "22050", "speak", ENGLISH),
         ("RAGREEL_SENTENCE_PAUSE_S", "0.5", "speak", ENGLISH),
         ("RAGREEL_FPS", "25", "render", ENGLISH),
+        ("RAGREEL_THEME", "light", "render", ENGLISH),
         ("RAGREEL_BACKGROUND_IMAGE", "/images/bg.png", "render", ENGLISH),
         ("RAGREEL_FONT_PATH", "/fonts/other.ttf", "render", ENGLISH),
         ("RAGREEL_TITLE_SECONDS", "5", "render", ENGLISH),

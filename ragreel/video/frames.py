@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragreel.errors import InputError
-from ragreel.schemas import Slide, Source
+from ragreel.schemas import Slide, Source, Theme
 from ragreel.video.layout import (
     Card,
     Geometry,
@@ -31,48 +31,76 @@ from ragreel.video.layout import (
 
 logger = logging.getLogger(__name__)
 
-# Dark navy ground, white type with a dark outline, amber accents: legible over any
-# background image once it is darkened.
-BACKGROUND_TOP = (11, 18, 32)
-BACKGROUND_BOTTOM = (27, 42, 65)
-WHITE = (255, 255, 255)
-MUTED = (170, 186, 207)
-ACCENT = (245, 185, 66)
-OUTLINE = (0, 0, 0)
-PANEL = (36, 54, 84)  # a slide's quote card, a shade lighter than the ground
-CONTEXT_TEXT = (128, 146, 172)  # the passage around a quote, dimmed so the quote stands out
-ROLE_COLORS = {
-    "subtitle": WHITE,
-    "title": WHITE,
-    "heading": ACCENT,
-    "label": ACCENT,
-    "header": MUTED,
-    "source_title": WHITE,
-    "source_file": MUTED,
-    "key_point": ACCENT,
-    "quote": WHITE,
-    "context": CONTEXT_TEXT,
+
+@dataclass(frozen=True)
+class Palette:
+    """A theme's colours (RGB)."""
+
+    ground_top: tuple[int, int, int]
+    ground_bottom: tuple[int, int, int]
+    text: tuple[int, int, int]
+    muted: tuple[int, int, int]
+    accent: tuple[int, int, int]
+    outline: tuple[int, int, int]  # around subtitles and titles, for legibility over a picture
+    panel: tuple[int, int, int]  # a slide's quote card
+    context: tuple[int, int, int]  # the passage around a quote, dimmed so the quote stands out
+    picture_keep: float  # share of a background picture kept; the rest is the ground colour
+
+    def color(self, role: str) -> tuple[int, int, int]:
+        if role in ("heading", "label", "key_point"):
+            return self.accent
+        if role in ("header", "source_file"):
+            return self.muted
+        if role == "context":
+            return self.context
+        return self.text
+
+
+PALETTES: dict[Theme, Palette] = {
+    # Navy ground, white type with a dark outline, amber accents: legible over a darkened picture.
+    "dark": Palette(
+        ground_top=(11, 18, 32),
+        ground_bottom=(27, 42, 65),
+        text=(255, 255, 255),
+        muted=(170, 186, 207),
+        accent=(245, 185, 66),
+        outline=(0, 0, 0),
+        panel=(36, 54, 84),
+        context=(128, 146, 172),
+        picture_keep=0.45,
+    ),
+    # Warm paper, near-black type with a white outline, a deep amber that keeps its contrast on white.
+    "light": Palette(
+        ground_top=(250, 248, 243),
+        ground_bottom=(234, 229, 218),
+        text=(22, 28, 40),
+        muted=(92, 104, 122),
+        accent=(168, 96, 0),
+        outline=(255, 255, 255),
+        panel=(255, 255, 255),
+        context=(128, 136, 150),
+        picture_keep=0.3,
+    ),
 }
 OUTLINED_ROLES = {"subtitle", "title"}
-BACKGROUND_IMAGE_DIM = 0.45  # share of the picture's brightness kept behind the title
 
 
-@functools.lru_cache(maxsize=4)
-def _gradient(width: int, height: int):
+@functools.lru_cache(maxsize=8)
+def _gradient(width: int, height: int, top: tuple[int, int, int], bottom: tuple[int, int, int]):
     from PIL import Image
 
     column = Image.linear_gradient("L").resize((1, height))
-    top = Image.new("RGB", (1, height), BACKGROUND_TOP)
-    bottom = Image.new("RGB", (1, height), BACKGROUND_BOTTOM)
-    return Image.composite(bottom, top, column).resize((width, height))
+    upper = Image.new("RGB", (1, height), top)
+    lower = Image.new("RGB", (1, height), bottom)
+    return Image.composite(lower, upper, column).resize((width, height))
 
 
-def plain_background(geometry: Geometry):
-    return _gradient(geometry.width, geometry.height).copy()
+def plain_background(geometry: Geometry, palette: Palette = PALETTES["dark"]):
+    return _gradient(geometry.width, geometry.height, palette.ground_top, palette.ground_bottom).copy()
 
 
-def image_background(path: Path, geometry: Geometry):
-    """``path`` scaled to cover the frame, centre-cropped and darkened for contrast."""
+def image_background(path: Path, geometry: Geometry, palette: Palette = PALETTES["dark"]):
+    """``path`` scaled to cover the frame, centre-cropped and faded towards the ground for contrast."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -85,42 +113,56 @@ def image_background(path: Path, geometry: Geometry):
             stage="render",
             hint="set RAGREEL_BACKGROUND_IMAGE to a PNG or JPEG, or unset it",
         ) from exc
-    return Image.eval(covered, lambda value: int(value * BACKGROUND_IMAGE_DIM))
+    return Image.blend(plain_background(geometry, palette), covered, palette.picture_keep)
 
 
-def draw_card(card: Card, typesetter: Typesetter, geometry: Geometry, background=None):
-    """Paint ``card`` over ``background`` (default: the plain gradient); returns an RGB image."""
+def draw_card(
+    card: Card, typesetter: Typesetter, geometry: Geometry, background=None, palette=PALETTES["dark"]
+):
+    """Paint ``card`` over ``background`` (default: the theme's gradient); returns an RGB image."""
     from PIL import ImageDraw
 
-    image = background.copy() if background is not None else plain_background(geometry)
+    image = background.copy() if background is not None else plain_background(geometry, palette)
     draw = ImageDraw.Draw(image)
     for panel in card.panels:
-        draw.rectangle(panel, fill=PANEL)
+        draw.rectangle(panel, fill=palette.panel)
     for rule in card.rules:
-        draw.rectangle(rule, fill=ACCENT)
+        draw.rectangle(rule, fill=palette.accent)
     for line in card.lines:
         outlined = line.role in OUTLINED_ROLES
         draw.text(
             (line.x, line.y),
             line.text,
             font=typesetter.font(line.role, line.size),
-            fill=ROLE_COLORS[line.role],
+            fill=palette.color(line.role),
             anchor="la",
             stroke_width=geometry.stroke_px if outlined else 0,
-            stroke_fill=OUTLINE,
+            stroke_fill=palette.outline,
         )
     return image
 
 
 def draw_title(
-    question: str, typesetter: Typesetter, geometry: Geometry, language: str, background_image=None
+    question: str,
+    typesetter: Typesetter,
+    geometry: Geometry,
+    language: str,
+    background_image=None,
+    palette: Palette = PALETTES["dark"],
 ):
-    background = image_background(background_image, geometry) if background_image else None
-    return draw_card(layout_title(question, typesetter, geometry, language), typesetter, geometry, background)
+    background = image_background(background_image, geometry, palette) if background_image else None
+    card = layout_title(question, typesetter, geometry, language)
+    return draw_card(card, typesetter, geometry, background, palette)
 
 
-def draw_answer(header: Sequence[str], page: Sequence[str], typesetter: Typesetter, geometry: Geometry):
-    return draw_card(layout_answer(header, page, typesetter, geometry), typesetter, geometry)
+def draw_answer(
+    header: Sequence[str],
+    page: Sequence[str],
+    typesetter: Typesetter,
+    geometry: Geometry,
+    palette: Palette = PALETTES["dark"],
+):
+    return draw_card(layout_answer(header, page, typesetter, geometry), typesetter, geometry, palette=palette)
 
 
 def draw_slide(
@@ -130,14 +172,21 @@ def draw_slide(
     geometry: Geometry,
     language: str,
     position: tuple[int, int] = (1, 1),
+    palette: Palette = PALETTES["dark"],
 ):
-    return draw_card(
-        layout_slide(slide, page, typesetter, geometry, language, position), typesetter, geometry
-    )
+    card = layout_slide(slide, page, typesetter, geometry, language, position)
+    return draw_card(card, typesetter, geometry, palette=palette)
 
 
-def draw_sources(sources: Sequence[Source], typesetter: Typesetter, geometry: Geometry, language: str):
-    return draw_card(layout_sources(sources, typesetter, geometry, language), typesetter, geometry)
+def draw_sources(
+    sources: Sequence[Source],
+    typesetter: Typesetter,
+    geometry: Geometry,
+    language: str,
+    palette: Palette = PALETTES["dark"],
+):
+    card = layout_sources(sources, typesetter, geometry, language)
+    return draw_card(card, typesetter, geometry, palette=palette)
 
 
 @dataclass(frozen=True)
@@ -168,6 +217,7 @@ def plan_stills(
     closing_frames: int,
     title_image=None,
     slides: Sequence[Slide] = (),
+    palette: Palette = PALETTES["dark"],
 ) -> list[Still]:
     """The video as stills in order: title, subtitle pages, sources card.
 
@@ -193,7 +243,7 @@ def plan_stills(
         title_frames,
         (lambda: title_image)
         if title_image is not None
-        else (lambda: draw_title(question, typesetter, geometry, language)),
+        else (lambda: draw_title(question, typesetter, geometry, language, palette=palette)),
     )
 
     # Frame where each page appears; never earlier than the page before it.
@@ -210,11 +260,12 @@ def plan_stills(
 
         def draw_page(number: int, lines: Sequence[str]):
             scene = scene_of[number] if pages else 0
-            return draw_slide(slides[scene], lines, typesetter, geometry, language, (scene + 1, len(slides)))
+            position = (scene + 1, len(slides))
+            return draw_slide(slides[scene], lines, typesetter, geometry, language, position, palette)
     else:
 
         def draw_page(number: int, lines: Sequence[str]):
-            return draw_answer(header, lines, typesetter, geometry)
+            return draw_answer(header, lines, typesetter, geometry, palette)
 
     add("answer-lead", title_frames, starts[1] if pages else answer_end, functools.partial(draw_page, 0, ()))
     for number, (page, start, end) in enumerate(zip(pages, starts[1:], ends, strict=True), start=1):
@@ -223,6 +274,6 @@ def plan_stills(
         "sources",
         answer_end,
         answer_end + closing_frames,
-        lambda: draw_sources(sources, typesetter, geometry, language),
+        lambda: draw_sources(sources, typesetter, geometry, language, palette),
     )
     return stills
