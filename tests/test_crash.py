@@ -252,13 +252,13 @@ def test_a_full_disk_fails_with_a_clear_error_and_keeps_earlier_outputs(stub_env
 def freezable_folder(tmp_path):
     """A folder and a function that makes it read-only: a remounted tmpfs as root (who may write
     anywhere else), permissions otherwise."""
-    folder = tmp_path / "video"
+    folder = tmp_path / "frozen"
     folder.mkdir()
     if os.geteuid() != 0:
         yield folder, lambda: folder.chmod(0o555)
         folder.chmod(0o755)
         return
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "ragreel-test", str(folder)]).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "ragreel-test", str(folder)]).returncode:
         pytest.skip("cannot mount a tmpfs to make read-only")
     try:
         yield folder, lambda: subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
@@ -284,3 +284,32 @@ def test_a_read_only_output_folder_fails_with_a_clear_error_and_keeps_earlier_ou
     assert ("Read-only file system" in last or "Permission denied" in last) and "writable disk" in last
     assert _files(out) == before
     assert decodes_fully(out / "video.mp4")
+
+
+def test_ingest_into_a_read_only_knowledge_base_says_so_and_changes_nothing(
+    ingested_home, sample_kb_copy, freezable_folder
+):
+    import shutil
+
+    home, freeze = freezable_folder
+    shutil.copytree(ingested_home / "kb", home / "kb")
+    (sample_kb_copy / "new-notes.md").write_text("# Notes\n\nOolong is rolled.\n", encoding="utf-8")
+
+    def tree() -> dict[str, bytes]:
+        return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+    before = tree()
+    freeze()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(RAGREEL_HOME=str(home), PREFECT_LOGGING_LEVEL="WARNING")
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.ingest", str(sample_kb_copy)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"error: [ingest] cannot write the knowledge base at {home / 'kb'}: {home / 'kb'} is not writable "
+        "(set RAGREEL_HOME to a folder you can write to)"
+    ), last
+    assert tree() == before

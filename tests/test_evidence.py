@@ -266,3 +266,19 @@ def test_a_quote_running_over_two_sentences_is_matched_as_a_near_copy():
     )
     found = locate_quote("The number 2048 is the key size in bits. Today 2048 or higher is recommended", keys)
     assert found == "The number 2048 is the size of the key, in bits. Today, 2048 or higher is recommended."
+
+
+def test_the_extractive_answer_takes_the_sentences_that_share_most_with_the_question():
+    from ragreel.llm.evidence import best_sentences
+
+    about = passage("「裏」只用於「裡面」的意思。「里」是長度單位，也用於「鄰里」。", "zh")
+    other = passage("簡繁轉換要看上下文。", "zh")
+    scenes = best_sentences("「里」什麼時候要寫成「裏」？", [other, about], "zh", count=1)
+    # A single character asked about is matched as it stands (Simplified 里 is also 裏).
+    assert [(s.narration, s.evidence[0].passage, s.origin) for s in scenes] == [
+        ("「裏」只用於「裡面」的意思。", 2, "extractive")
+    ]
+    # Nothing shared at all: the best-ranked passage's opening, never no answer.
+    unrelated = best_sentences("Why?", [passage("Tea is a drink. It is hot.")], "en")
+    assert [s.narration for s in unrelated] == ["Tea is a drink.", "It is hot."]
+    assert best_sentences("Why?", [passage("茶是飲料。", "zh")], "en") == []

@@ -201,6 +201,8 @@ def _content_units(text: str) -> set[str]:
     text = unicodedata.normalize("NFKC", text)
     units = {w for w in re.findall(r"[a-z0-9][a-z0-9_'-]*", text.lower()) if w not in _STOPWORDS}
     for run in re.findall(f"[{HAN_CLASS}]+", convert_chinese(text, SIMPLIFIED)):
+        if len(run) == 1:  # a character standing alone (「里」) is a unit of its own
+            units.add(run)
         units.update(run[i : i + 2] for i in range(len(run) - 1))
     return units
 
@@ -360,19 +362,23 @@ def sentence_scenes(passages: list[Passage], number: int, language: str) -> list
 
 def best_sentences(question: str, passages: list[Passage], language: str, count: int = 2) -> list[Scene]:
     """Extractive scenes from the passages' sentences that share the most with the question: the
-    answer when the model gave nothing usable."""
+    answer when the model gave nothing usable. When none shares a word, the opening sentences of
+    the best-ranked passage in ``language`` (retrieval found it relevant)."""
     asked = _content_units(question)
-    scored = []
+    candidates = []  # (passage index, sentence, share of the question), in passage order
     for index, passage in enumerate(passages):
         for sentence in _passage_sentences(passage):
             units = _content_units(sentence)
             if units and detect_language(sentence) == language:
-                scored.append((len(units & asked) / len(units) ** 0.5, -index, sentence, index))
-    scored.sort(reverse=True)
+                candidates.append((index, sentence, len(units & asked) / len(units) ** 0.5))
+    ranked = sorted(candidates, key=lambda c: (-c[2], c[0]))
+    chosen = [(index, sentence) for index, sentence, overlap in ranked[:count] if overlap > 0]
+    if not chosen and candidates:
+        first = candidates[0][0]
+        chosen = [(index, sentence) for index, sentence, _ in candidates if index == first][:count]
     return [
         Scene(narration=sentence, evidence=[Evidence(passage=index + 1, quote=sentence)], origin="extractive")
-        for overlap, _, sentence, index in scored[:count]
-        if overlap > 0
+        for index, sentence in chosen
     ]
 
 
