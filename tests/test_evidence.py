@@ -282,3 +282,42 @@ def test_the_extractive_answer_takes_the_sentences_that_share_most_with_the_ques
     unrelated = best_sentences("Why?", [passage("Tea is a drink. It is hot.")], "en")
     assert [s.narration for s in unrelated] == ["Tea is a drink.", "It is hot."]
     assert best_sentences("Why?", [passage("茶是飲料。", "zh")], "en") == []
+
+
+README_ZH = passage(
+    "使用 `success` 確認資料之正確性。如果為 `False`，代表取得之資料有誤，請再度參照 `rtmessage` 取得錯誤訊息。",
+    "zh",
+)
+
+
+def test_an_unbalanced_backtick_never_makes_a_sentence_a_term():
+    assert terms_in("使用 success` 確認資料之正確性。如果為 `False`，代表有誤。") == ["False"]
+
+
+def test_english_words_in_a_chinese_scene_must_come_from_its_quote():
+    quote = "如果為 `False`，代表取得之資料有誤，請再度參照 `rtmessage` 取得錯誤訊息。"
+    good = Scene(
+        narration="結果是 False 時，請看 rtmessage 的錯誤訊息。", evidence=[Evidence(passage=1, quote=quote)]
+    )
+    assert check_scene(good, [README_ZH], "出錯時去哪裡看錯誤訊息？", "zh").passed
+    # A rewrite that copied the checker's own words back into the narration.
+    leaked = good.model_copy(update={"narration": "請看 rtmessage 的錯誤訊息、rtcode are not in its quote。"})
+    problems = check_scene(leaked, [README_ZH], "出錯時去哪裡看錯誤訊息？", "zh").problems
+    assert any("English word(s) rtcode, are, not, in, its, quote" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Tea is a drink.", True),
+        ("依據可包括：", False),  # a label for the list that follows
+        ("傭兵 雇傭 傭人 佣金", False),  # a row of a word table
+        ("遊 游", False),
+        ("高山烏龍茶用九十度的水沖泡。", True),
+        ("Use `twstock.codes`.", True),
+    ],
+)
+def test_only_sentences_that_stand_alone_are_narrated_as_quotes(sentence, expected):
+    from ragreel.llm.evidence import narratable
+
+    assert narratable(sentence) is expected

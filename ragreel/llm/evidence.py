@@ -153,7 +153,8 @@ def numbers_in(text: str, *, lenient: bool = False) -> set[str]:
 # --- terms, restating, talking about the sources ---------------------------------------------------
 
 _TERM = re.compile(
-    r"`([^`\n]{1,60})`|\"([^\"\n]{2,40})\"|“([^”\n]{2,40})”|「([^」\n]{1,40})」|『([^』\n]{1,40})』"
+    # (never across sentence marks: an unbalanced backtick must not turn a sentence into a "term")
+    r"`([^`\n。，、；：！？]{1,60})`|\"([^\"\n]{2,40})\"|“([^”\n]{2,40})”|「([^」\n]{1,40})」|『([^』\n]{1,40})』"
 )
 # Code-like words: dunders, snake_case, dotted names, calls, options, file names.
 _CODE_WORD = re.compile(
@@ -326,6 +327,13 @@ def check_scene(scene: Scene, passages: list[Passage], question: str, language: 
         absent = [t for t in terms_in(narration) if normalise(t) not in quoted_key]
         if absent:
             problems.append(f"the term(s) {', '.join(absent)} are not in its quote")
+        if language == "zh":  # English inside Chinese narration: the sources' own words, or invented
+            known = normalise(quoted + question)
+            foreign = [
+                w for w in dict.fromkeys(re.findall(r"[A-Za-z]{2,}", narration)) if normalise(w) not in known
+            ]
+            if foreign:
+                problems.append(f"the English word(s) {', '.join(foreign)} are not in its quote")
     elif not problems:
         problems.append("it quotes no passage")
     sentences = split_sentences(narration)
@@ -343,7 +351,7 @@ def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Sc
     """The scene narrated as its own evidence (right by construction), or None when its evidence is
     not in the answer's language or not a sentence of any passage."""
     evidence, _ = snap_evidence(scene.evidence, passages)
-    usable = [e for e in evidence if detect_language(e.quote) == language]
+    usable = [e for e in evidence if detect_language(e.quote) == language and narratable(e.quote)]
     if not usable:
         return None
     narration = _join([e.quote for e in usable])
@@ -351,12 +359,26 @@ def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Sc
     return Scene(narration=narration, key_point=key_point, evidence=usable, origin="extractive")
 
 
+def narratable(sentence: str) -> bool:
+    """Whether a passage's sentence can be said on its own: a few words at least, not a label that
+    ends in a colon ("依據可包括："), not a bare list of words from a table ("傭兵 雇傭 傭人")."""
+    text = sentence.strip()
+    if text.endswith((":", "：")):
+        return False
+    if has_han(text) and len(text.split()) >= 3 and re.fullmatch(r"[\w\s、]+", text):
+        return False
+    han = sum(1 for ch in text if has_han(ch))
+    words = len(re.findall(r"[A-Za-z0-9]+", text))
+    return han + 2 * words >= 6
+
+
 def sentence_scenes(passages: list[Passage], number: int, language: str) -> list[Scene]:
-    """Each sentence of passage ``number`` (1-based) in the answer's language as an extractive scene."""
+    """Each narratable sentence of passage ``number`` (1-based) in the answer's language as an
+    extractive scene."""
     return [
         Scene(narration=sentence, evidence=[Evidence(passage=number, quote=sentence)], origin="extractive")
         for sentence in _passage_sentences(passages[number - 1])
-        if detect_language(sentence) == language
+        if detect_language(sentence) == language and narratable(sentence)
     ]
 
 
@@ -369,7 +391,7 @@ def best_sentences(question: str, passages: list[Passage], language: str, count:
     for index, passage in enumerate(passages):
         for sentence in _passage_sentences(passage):
             units = _content_units(sentence)
-            if units and detect_language(sentence) == language:
+            if units and detect_language(sentence) == language and narratable(sentence):
                 candidates.append((index, sentence, len(units & asked) / len(units) ** 0.5))
     ranked = sorted(candidates, key=lambda c: (-c[2], c[0]))
     chosen = [(index, sentence) for index, sentence, overlap in ranked[:count] if overlap > 0]
