@@ -77,10 +77,8 @@ _SYSTEM_ZH = """\
 - "narration"：兩到三句繁體中文（台灣用語），直接陳述原文裡的事實，包括其中的指令、名稱和數字。
 第一個場景直接回答問題：先說出問題要的數字、是或否、或名稱。
 旁白裡的每個數字、名稱和術語都必須出現在它的原文裡。指令、程式碼、檔名和識別字照原樣寫。\
-不要重複問題。不要提到資料、文件或章節（不要寫「資料指出」、「詳細描述了」），直接說出事實。
-
-範例場景：{{"passage": 2, "quote": "圖書館平日早上九點開館，晚上八點閉館。", "key_point": "平日開放時間", \
-"narration": "圖書館平日從早上九點開到晚上八點。"}}"""
+不要重複問題。不要提到資料、文件或章節（不要寫「資料指出」、「詳細描述了」），直接說出事實。"""
+# No example scene in Chinese: the 1.5B model copied it as its first scene in 3 of 10 evaluation answers.
 
 _REMINDER = {"en": "Reply with the JSON script, in English.", "zh": "請回覆 JSON 腳本，旁白用繁體中文。"}
 
