@@ -1,8 +1,8 @@
 """A contact sheet of videos: frames at evenly spaced times, side by side, one PNG to look at.
 
-    python -m bench.contact_sheet VIDEO.mp4 [VIDEO.mp4 ...] --out sheet.png [--frames 8]
+    python -m bench.contact_sheet VIDEO.mp4 [VIDEO.mp4 ...] --out sheet.png [--frames 8] [--columns 4]
 
-Each video is one row: its frames from the title card to the sources card, scaled to a common
+Each video is a block of rows: its frames from the title card to the sources card, scaled to a common
 height. For looking at what a viewer sees (slides, quotes, subtitles) without playing the video.
 """
 
@@ -32,17 +32,18 @@ def frames_at(path: Path, count: int):
     return found
 
 
-def contact_sheet(videos: list[Path], out: Path, count: int = 8, height: int = 240) -> Path:
+def contact_sheet(videos: list[Path], out: Path, count: int = 8, height: int = 240, columns: int = 4) -> Path:
+    """One block per video, ``count`` frames in rows of ``columns``, each scaled to ``height``."""
     from PIL import Image
 
-    rows = []
+    tiles = []  # one row of tiles per line of the sheet
     for video in videos:
-        images = frames_at(video, count)
-        rows.append([image.resize((round(image.width * height / image.height), height)) for image in images])
+        images = [i.resize((round(i.width * height / i.height), height)) for i in frames_at(video, count)]
+        tiles += [images[start : start + columns] for start in range(0, len(images), columns)]
     gap = 6
-    width = max(sum(image.width + gap for image in row) for row in rows)
-    sheet = Image.new("RGB", (width, len(rows) * (height + gap)), (96, 96, 96))
-    for number, row in enumerate(rows):
+    width = max(sum(image.width + gap for image in row) for row in tiles)
+    sheet = Image.new("RGB", (width, len(tiles) * (height + gap)), (96, 96, 96))
+    for number, row in enumerate(tiles):
         x = 0
         for image in row:
             sheet.paste(image, (x, number * (height + gap)))
@@ -58,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("videos", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=Path("contact-sheet.png"))
     parser.add_argument("--frames", type=int, default=8, help="frames per video (default 8)")
+    parser.add_argument("--columns", type=int, default=4, help="frames per row (default 4)")
+    parser.add_argument(
+        "--height", type=int, default=240, help="height of each frame in pixels (default 240)"
+    )
     args = parser.parse_args(argv)
-    print(contact_sheet(args.videos, args.out, args.frames))
+    print(contact_sheet(args.videos, args.out, args.frames, args.height, args.columns))
     return 0
 
 
