@@ -267,7 +267,9 @@ class Answer(BaseModel):
         default_factory=list, description="What the evidence check found and did, scene by scene."
     )
     covered: bool = Field(True, description="False when the knowledge base has nothing relevant.")
-    backend: str = Field(description="'openai' (a configured server) or 'local' (built-in llama.cpp).")
+    backend: str = Field(
+        description="'openai' (a configured server), 'local' (built-in llama.cpp) or 'script' (an edited script)."
+    )
     model: str
     server: str = Field(description="Base URL of the server that answered (never a key).")
 

@@ -70,9 +70,9 @@ def answer_question(
     question = question.strip()
     language = parse_language(language, stage=STAGE) if language else detect_language(question)
     backend, model, server = describe_backend(settings)
-    if script is not None:
+    if script is not None:  # written (or reviewed) by a person: no model answered
         scenes, checks = _checked_edit(script, question, passages, language)
-        return _assemble(question, language, scenes, checks, passages, backend, model, server)
+        return _assemble(question, language, scenes, checks, passages, "script", "edited", "")
 
     floor = settings.relevance_floor(language)
     relevant = [p for p in passages if relevance(p) >= floor]

@@ -461,6 +461,7 @@ def test_an_edited_script_is_checked_and_rendered_without_the_model(stub, settin
     )
     assert stub.chat_requests() == []
     assert [s.origin for s in answer.scenes] == ["edited", "edited"]
+    assert (answer.backend, answer.model, answer.server) == ("script", "edited", "")  # no model answered
     assert [c.source for c in answer.citations] == ["brewing.md", "green.md"]
     assert answer.text == "Brew oolong hot: 90 to 95 degrees [1]. Green tea wants 75 to 80 degrees [2]."
 

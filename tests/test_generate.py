@@ -175,7 +175,7 @@ def test_a_reviewed_script_is_rendered_without_asking_the_model(stub_llm, tmp_pa
     rendered = json.loads(capsys.readouterr().out)
     assert len(stub_llm.chat_requests()) == asked  # the model was not asked again
     assert rendered["scenes"][0]["narration"].startswith("Reviewed: ")
-    assert {s["origin"] for s in rendered["scenes"]} == {"edited"}
+    assert {s["origin"] for s in rendered["scenes"]} == {"edited"} and rendered["llm"] == "script:edited"
     assert "Reviewed:" in Path(rendered["srt_path"]).read_text(encoding="utf-8")
     assert decodes_fully(rendered["mp4_path"])
 
