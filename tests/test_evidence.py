@@ -315,9 +315,15 @@ def test_english_words_in_a_chinese_scene_must_come_from_its_quote():
         ("遊 游", False),
         ("高山烏龍茶用九十度的水沖泡。", True),
         ("Use `twstock.codes`.", True),
+        (">>> import twstock >>> stock = twstock.Stock('2330')", False),
     ],
 )
 def test_only_sentences_that_stand_alone_are_narrated_as_quotes(sentence, expected):
     from ragreel.llm.evidence import narratable
 
     assert narratable(sentence) is expected
+
+
+def test_according_to_the_original_text_is_talking_about_the_sources():
+    assert talks_about_sources("根據原文，這類方言詞通常不收錄。")
+    assert not talks_about_sources("這類方言詞通常不收錄。")

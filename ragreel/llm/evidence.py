@@ -183,7 +183,7 @@ _ABOUT_SOURCES_EN = re.compile(
 _ABOUT_SOURCES_ZH = re.compile(
     r"(?:這|该|該|此|本|上述|以上|第.|另一|其他)(?:份|篇|段|節|则|則|個)?(?:資料|资料|段落|文件|文章|章節|章节|來源|来源|文本)"
     r"|(?:資料|资料|段落|文章|來源|来源)(?:中|裡|里|裡面|里面|指出|提到|說明|说明|顯示|显示|描述|列出|介紹|介绍)"
-    r"|(?:根據|根据|依據|依据)(?:資料|资料|段落|文件|來源|来源)"
+    r"|(?:根據|根据|依據|依据)(?:資料|资料|段落|文件|來源|来源|原文)"
     r"|詳細(?:描述|說明|介紹)|详细(?:描述|说明|介绍)|(?:描述|介紹|介绍)了"
     r"|在.{1,16}(?:一節|一节|章節|章节|部分)(?:中|裡|里)"
 )
@@ -361,9 +361,10 @@ def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Sc
 
 def narratable(sentence: str) -> bool:
     """Whether a passage's sentence can be said on its own: a few words at least, not a label that
-    ends in a colon ("依據可包括："), not a bare list of words from a table ("傭兵 雇傭 傭人")."""
+    ends in a colon ("依據可包括："), not a bare list of words from a table ("傭兵 雇傭 傭人"), not
+    an interpreter session (">>> import twstock")."""
     text = sentence.strip()
-    if text.endswith((":", "：")):
+    if text.endswith((":", "：")) or ">>>" in text:  # a label, or an interpreter session (read on screen)
         return False
     if has_han(text) and len(text.split()) >= 3 and re.fullmatch(r"[\w\s、]+", text):
         return False
