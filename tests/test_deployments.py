@@ -233,30 +233,8 @@ def test_batch_deployment_fans_out_across_two_workers(round_trip):
     rows = _three_row_sheet(trip.tmp / "three questions.csv")
     clock = time.perf_counter()
 
-    output = trip.run_command(
-        [
-            str(PREFECT),
-            "deployment",
-            "run",
-            BATCH_DEPLOYMENT,
-            "--param",
-            f"spreadsheet={json.dumps(str(trip.tmp / 'three questions.csv'))}",
-            "--param",
-            "concurrency=3",
-        ],
-        "prefect deployment run",
-    )
-    run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", output).group(1)
-    try:
-        wait_until(
-            lambda: trip.flow_run(run_id)["state"]["type"] in FINAL_STATES,
-            BATCH_TIMEOUT_S,
-            "the batch run to finish",
-            interval=1,
-            watch=trip.workers,
-        )
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{trip.diagnostics(run_id)}") from None
+    run_id = _run_batch_deployment(trip, trip.tmp / "three questions.csv")
+    _wait_for_run(trip, run_id, "the batch run to finish", watch=trip.workers)
     trip.timings["batch run"] = round(time.perf_counter() - clock, 1)
     batch = trip.flow_run(run_id)
     assert batch["state"]["type"] == "COMPLETED", (
@@ -322,6 +300,20 @@ def _run_batch_deployment(trip: RoundTrip, sheet: Path) -> str:
     return re.search(r"UUID:\s*([0-9a-f-]{36})", output).group(1)
 
 
+def _wait_for_run(trip: RoundTrip, run_id: str, what: str, watch: list[ManagedProcess] = ()) -> None:
+    """Until the flow run ends; on a timeout, the workers' and the run's logs in the failure."""
+    try:
+        wait_until(
+            lambda: trip.flow_run(run_id)["state"]["type"] in FINAL_STATES,
+            BATCH_TIMEOUT_S,
+            what,
+            interval=1,
+            watch=watch,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{trip.diagnostics(run_id)}") from None
+
+
 def _kill_tree(process: ManagedProcess) -> None:
     """SIGKILL a worker and every flow run under it, as when its host goes down."""
     import psutil
@@ -370,15 +362,7 @@ def test_workers_killed_mid_batch_then_a_rerun_finishes_every_row_whole(round_tr
     for name in WORKERS:
         trip.processes.append(start_worker(f"{name}-again", POOL, trip.env, trip.log_dir, limit=2))
     rerun = _run_batch_deployment(trip, sheet)
-    try:
-        wait_until(
-            lambda: trip.flow_run(rerun)["state"]["type"] in FINAL_STATES,
-            BATCH_TIMEOUT_S,
-            "the rerun to finish",
-            interval=1,
-        )
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{trip.diagnostics(rerun)}") from None
+    _wait_for_run(trip, rerun, "the rerun to finish")
     again = trip.flow_run(rerun)
     assert again["state"]["type"] == "COMPLETED", f"{again['state']}\n{trip.diagnostics(rerun)}"
     assert again["state"]["message"] == "3 succeeded, 0 failed, 0 skipped"

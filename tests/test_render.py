@@ -74,6 +74,17 @@ LONG_ZH = (
 )
 
 
+def assert_inside_safe_box(card, geometry) -> None:
+    left, top, right, bottom = geometry.safe_box
+    for line in card.lines:
+        assert (
+            left <= line.x
+            and line.x + line.width <= right
+            and top <= line.y
+            and line.y + line.height <= bottom
+        )
+
+
 @pytest.fixture(scope="module")
 def typesetter() -> Typesetter:
     return Typesetter(find_font(get_settings()))
@@ -278,13 +289,7 @@ def test_long_sentence_becomes_pages_inside_the_safe_area(typesetter):
     left, top, right, bottom = geometry.safe_box
     for page in pages:
         card = layout_answer(header, page.lines, typesetter, geometry)
-        for line in card.lines:
-            assert (
-                left <= line.x
-                and line.x + line.width <= right
-                and top <= line.y
-                and line.y + line.height <= bottom
-            )
+        assert_inside_safe_box(card, geometry)
         # And in pixels: everything drawn (text with its outline) stays inside the margins.
         drawn = np.asarray(draw_card(card, typesetter, geometry), dtype=np.int16)
         ink = np.argwhere(
@@ -586,14 +591,7 @@ def test_a_slide_shows_the_key_point_the_quote_and_its_source_inside_the_frame(t
     )
     assert card.texts("source_file")[0].startswith(f"— {slide.quote_title}")
     assert card.texts("subtitle") == page
-    left, top, right, bottom = geometry.safe_box
-    for line in card.lines:
-        assert (
-            left <= line.x
-            and line.x + line.width <= right
-            and top <= line.y
-            and line.y + line.height <= bottom
-        )
+    assert_inside_safe_box(card, geometry)
     # Headline above the card above the subtitles; the quote sits on its panel.
     (panel,) = card.panels
     quote_lines = [line for line in card.lines if line.role in ("quote", "source_file")]
@@ -614,21 +612,23 @@ def test_a_chinese_slide_quotes_in_corner_brackets(typesetter):
     assert card.texts("source_file") == ["— 茶的保存"]
 
 
+def card_words(card, role: str | None = None) -> list[str]:
+    """The words of a card's quote and context (or one of them), read line by line: the pieces of a
+    line join as they are, lines with a space."""
+    by_line: dict[int, str] = {}
+    for piece in card.lines:
+        if piece.role in ("quote", "context") and role in (None, piece.role):
+            by_line[piece.y] = by_line.get(piece.y, "") + piece.text
+    return " ".join(by_line.values()).split()
+
+
 def test_the_quote_is_shown_lit_between_its_passages_dimmed_sentences(typesetter):
     geometry = geometry_for("landscape")
     slide = SLIDES[0].model_copy(update={"before": "Tea goes stale.", "after": "Buy a little at a time."})
     card = layout_slide(slide, ["Seal it."], typesetter, geometry, "en")
     pieces = [line for line in card.lines if line.role in ("quote", "context")]
-
-    def words(role: str | None = None) -> list[str]:  # pieces of a line join as they are; lines with a space
-        by_line: dict[int, str] = {}
-        for piece in pieces:
-            if role is None or piece.role == role:
-                by_line[piece.y] = by_line.get(piece.y, "") + piece.text
-        return " ".join(by_line.values()).split()
-
-    assert words() == f"{slide.before} {slide.quote} {slide.after}".split()
-    assert words("quote") == slide.quote.split()
+    assert card_words(card) == f"{slide.before} {slide.quote} {slide.after}".split()
+    assert card_words(card, "quote") == slide.quote.split()
     # Each quoted piece is underlined: an accent rule just below it, as wide as it.
     for piece in (p for p in pieces if p.role == "quote" and p.text.strip()):
         assert any(r[0] == piece.x and r[2] == piece.x + piece.width and piece.y < r[1] < piece.y + piece.height
@@ -637,8 +637,7 @@ def test_the_quote_is_shown_lit_between_its_passages_dimmed_sentences(typesetter
     # No room for the context: the sentence after goes first, then the one before; the quote stays.
     crowded = slide.model_copy(update={"after": "Buy a little at a time. " * 20, "before": "Stale. " * 40})
     card = layout_slide(crowded, ["Seal it."], typesetter, geometry, "en")
-    pieces = [line for line in card.lines if line.role in ("quote", "context")]
-    assert words("context") == [] and words("quote") == slide.quote.split()
+    assert card_words(card, "context") == [] and card_words(card, "quote") == slide.quote.split()
 
 
 def test_slide_context_is_the_passages_sentences_around_the_quote():

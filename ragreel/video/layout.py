@@ -486,12 +486,13 @@ def layout_slide(
     rules = [(left, rule_top, left + width // 6, rule_top + 4)]
 
     subtitle_pitch = line_pitch(geometry.subtitle_px)
-    subtitle_top = bottom - slide_subtitle_lines(geometry) * subtitle_pitch
+    subtitle_height = slide_subtitle_lines(geometry) * subtitle_pitch
+    subtitle_top = bottom - subtitle_height
     subtitle_block = Block(page, "subtitle", geometry.subtitle_px)
     subtitle_placed, _ = _stack(
         [subtitle_block],
         typesetter,
-        subtitle_top + (slide_subtitle_lines(geometry) * subtitle_pitch - subtitle_block.height) // 2,
+        subtitle_top + (subtitle_height - subtitle_block.height) // 2,
         left=left,
         width=width,
         centered=True,
