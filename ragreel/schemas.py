@@ -274,10 +274,22 @@ class Answer(BaseModel):
     server: str = Field(description="Base URL of the server that answered (never a key).")
 
 
+class TimedWord(BaseModel):
+    """One word (English) or character (Chinese) of a subtitle and when the narration says it."""
+
+    text: str = Field(description="As the subtitle shows it, with any punctuation that follows it.")
+    start: float
+    end: float
+
+
 class TimedSentence(BaseModel):
     text: str = Field(description="Exactly as the subtitle shows it.")
     start: float
     end: float
+    words: list[TimedWord] = Field(
+        default_factory=list,
+        description="The sentence's words in order, timed from the audio; joined they are its text.",
+    )
 
 
 class Narration(BaseModel):

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     piper_voice: Path | None = Field(None, description="Any Piper .onnx voice for English.")
     sample_rate: int = Field(24000, description="Sample rate of every narration WAV.")
     sentence_pause_s: float = Field(0.35, description="Silence between narrated sentences.")
+    word_timing: Literal["whisper", "even"] = Field(
+        "whisper",
+        description="How the subtitle knows when each word is said: heard by Whisper base, or each "
+        "sentence's time shared by word length (faster, approximate inside a sentence).",
+    )
 
     # --- video -------------------------------------------------------------------------------
     aspect: Aspect = Field(

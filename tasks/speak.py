@@ -27,6 +27,7 @@ def speak_cache_key(settings: Settings, parameters: dict) -> str:
             file_signature(settings.piper_voice),
             str(settings.sample_rate),
             str(settings.sentence_pause_s),
+            settings.word_timing,
         ]
     )
 

@@ -826,3 +826,45 @@ def test_leftovers_of_a_killed_render_are_swept_by_the_next_one(tmp_path):
         outputs.temp(final).write_bytes(b"whole video")
     assert final.read_bytes() == b"whole video"
     assert not stale.exists() and fresh.exists()
+
+
+@pytest.mark.parametrize("language, text", [("en", "Seal green tea tightly."), ("zh", "綠茶要密封。")])
+def test_the_word_being_said_lights_up_and_the_vtt_carries_its_time(tmp_path, typesetter, language, text):
+    from ragreel.speech.words import even_words
+    from ragreel.video.frames import PALETTES
+
+    narration = make_narration(tmp_path, [text], seconds=2.0, language=language)
+    sentence = narration.sentences[0]
+    narration.sentences[0] = sentence.model_copy(update={"words": even_words(sentence)})
+    settings = get_settings(aspect="landscape", fps=10, title_seconds=1.0, sources_seconds=1.0)
+    result = render_video(narration, "Q?", SOURCES, tmp_path / "out", language, settings=settings)
+    words = narration.sentences[0].words
+    frames = decode_frames(Path(result.mp4_path), [1.0 + (w.start + w.end) / 2 for w in words])
+    accent = np.asarray(PALETTES["dark"].accent, dtype=int)
+    geometry = geometry_for("landscape")
+    band = slice(geometry.height // 3, geometry.height)  # the subtitle area, below the header
+
+    def lit_columns(frame) -> np.ndarray:
+        near = np.abs(frame[band].astype(int) - accent).sum(axis=2) < 60
+        return np.flatnonzero(near.sum(axis=0) > 0)
+
+    lit = [lit_columns(frame) for frame in frames]
+    assert all(columns.size for columns in lit)  # some word is lit in every word's time
+    centres = [columns.mean() for columns in lit]
+    assert centres == sorted(centres) and len(set(np.round(centres))) == len(words)  # left to right
+    vtt = Path(result.vtt_path).read_text(encoding="utf-8")
+    assert vtt.count("<00:00:0") == len(words) - 1  # one timestamp tag per word after the first
+
+    import io
+
+    import webvtt
+
+    (caption,) = webvtt.from_buffer(io.StringIO(vtt)).captions
+    assert caption.text.replace("\n", " " if language == "en" else "") == text
+
+
+def test_vtt_escapes_markup_in_the_narration():
+    from ragreel.video.layout import SubtitlePage
+
+    page = SubtitlePage(("if a < b & c > d",), 0.0, 1.0, 0)
+    assert "if a &lt; b &amp; c &gt; d" in compose_vtt([page])

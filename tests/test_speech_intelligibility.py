@@ -85,7 +85,7 @@ def test_wrong_audio_fails_the_bounds(narrated, settings, tmp_path):
 
 
 def test_whisper_folder_is_assembled_and_checked(settings):
-    from bench.asr import WHISPER_BASE_SIZE, whisper_base_folder
+    from ragreel.speech.whisper import WHISPER_BASE_SIZE, whisper_base_folder
 
     folder = whisper_base_folder(settings.model_cache_dir)
     assert (folder / "model.bin").stat().st_size == WHISPER_BASE_SIZE

@@ -30,6 +30,7 @@ from ragreel.speech.timeline import (
     write_wav,
 )
 from ragreel.speech.voices import resolve_voice
+from ragreel.speech.words import time_words
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def narrate(
             hint="check that the text is in the narration language",
         )
     samples, timeline = assemble(clips, settings.sample_rate)
+    timeline = time_words(samples, settings.sample_rate, timeline, language, settings)
     write_wav(Path(wav_path), samples, settings.sample_rate)
     duration = samples.size / settings.sample_rate
     elapsed = time.perf_counter() - started

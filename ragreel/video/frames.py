@@ -19,6 +19,7 @@ from ragreel.schemas import Slide, Source, Theme
 from ragreel.video.layout import (
     Card,
     Geometry,
+    PageWord,
     SubtitlePage,
     Typesetter,
     header_lines,
@@ -47,7 +48,7 @@ class Palette:
     picture_keep: float  # share of a background picture kept; the rest is the ground colour
 
     def color(self, role: str) -> tuple[int, int, int]:
-        if role in ("heading", "label", "key_point"):
+        if role in ("heading", "label", "key_point", "spoken"):
             return self.accent
         if role in ("header", "source_file"):
             return self.muted
@@ -82,7 +83,7 @@ PALETTES: dict[Theme, Palette] = {
         picture_keep=0.3,
     ),
 }
-OUTLINED_ROLES = {"subtitle", "title"}
+OUTLINED_ROLES = {"subtitle", "spoken", "title"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -178,6 +179,35 @@ def draw_slide(
     return draw_card(card, typesetter, geometry, palette=palette)
 
 
+def draw_spoken(
+    image, card: Card, spoken: PageWord, typesetter: Typesetter, geometry: Geometry, palette: Palette
+):
+    """A copy of a drawn page with the word being said painted over in the accent colour.
+
+    The word is drawn at the advance of the line's text before it, in the same face and outline,
+    so it covers the plain word exactly.
+    """
+    from PIL import ImageDraw
+
+    lines = [line for line in card.lines if line.role == "subtitle"]
+    if spoken.line >= len(lines):
+        return image
+    line = lines[spoken.line]
+    font = typesetter.font("spoken", line.size)
+    x = line.x + typesetter.font("subtitle", line.size).getlength(line.text[: spoken.begin])
+    lit = image.copy()
+    ImageDraw.Draw(lit).text(
+        (x, line.y),
+        line.text[spoken.begin : spoken.end],
+        font=font,
+        fill=palette.color("spoken"),
+        anchor="la",
+        stroke_width=geometry.stroke_px,
+        stroke_fill=palette.outline,
+    )
+    return lit
+
+
 def draw_sources(
     sources: Sequence[Source],
     typesetter: Typesetter,
@@ -258,18 +288,43 @@ def plan_stills(
     if slides:
         scene_of = scenes_of_pages([page.text for page in pages], [slide.narration for slide in slides])
 
-        def draw_page(number: int, lines: Sequence[str]):
+        def card_of(number: int, lines: tuple[str, ...]) -> Card:
             scene = scene_of[number] if pages else 0
-            position = (scene + 1, len(slides))
-            return draw_slide(slides[scene], lines, typesetter, geometry, language, position, palette)
+            return layout_slide(
+                slides[scene], lines, typesetter, geometry, language, (scene + 1, len(slides))
+            )
     else:
 
-        def draw_page(number: int, lines: Sequence[str]):
-            return draw_answer(header, lines, typesetter, geometry, palette)
+        def card_of(number: int, lines: tuple[str, ...]) -> Card:
+            return layout_answer(header, lines, typesetter, geometry)
+
+    @functools.lru_cache(maxsize=1)  # stills are drawn in order: a page's words reuse its frame
+    def drawn_page(number: int, lines: tuple[str, ...]):
+        card = card_of(number, lines)
+        return card, draw_card(card, typesetter, geometry, palette=palette)
+
+    def draw_page(number: int, lines: tuple[str, ...], spoken: PageWord | None = None):
+        card, image = drawn_page(number, lines)
+        return image if spoken is None else draw_spoken(image, card, spoken, typesetter, geometry, palette)
+
+    def frame_at(seconds: float, low: int, high: int) -> int:
+        return min(high, max(low, title_frames + round(seconds * fps)))
 
     add("answer-lead", title_frames, starts[1] if pages else answer_end, functools.partial(draw_page, 0, ()))
     for number, (page, start, end) in enumerate(zip(pages, starts[1:], ends, strict=True), start=1):
-        add(f"page-{number}", start, end, functools.partial(draw_page, number - 1, page.lines))
+        if not page.words:
+            add(f"page-{number}", start, end, functools.partial(draw_page, number - 1, page.lines))
+            continue
+        # The word being said lights up; after the last one (a pause) the page shows unlit.
+        word_starts = [start] + [frame_at(word.start, start, end) for word in page.words[1:]]
+        word_starts = list(itertools.accumulate(word_starts, max))
+        word_ends = [*word_starts[1:], frame_at(page.words[-1].stop, word_starts[-1], end)]
+        for index, (word, word_start, word_end) in enumerate(
+            zip(page.words, word_starts, word_ends, strict=True)
+        ):
+            add(f"page-{number}-word-{index + 1}", word_start, word_end,
+                functools.partial(draw_page, number - 1, page.lines, word))  # fmt: skip
+        add(f"page-{number}-after", word_ends[-1], end, functools.partial(draw_page, number - 1, page.lines))
     add(
         "sources",
         answer_end,

@@ -13,6 +13,7 @@ subtitle pages instead of a smaller font.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -261,6 +262,7 @@ ROLE_WEIGHTS = {
     "key_point": "Bold",
     "quote": "Regular",
     "context": "Regular",  # the same weight as "quote": they share lines, measured as one
+    "spoken": "Bold",  # the subtitle's weight: a lit word covers the plain one exactly
 }
 
 
@@ -665,13 +667,25 @@ def layout_sources(
 
 
 @dataclass(frozen=True)
+class PageWord:
+    """A word on a subtitle page: its line, its characters there [begin, end), and when it is said."""
+
+    line: int
+    begin: int
+    end: int
+    start: float
+    stop: float
+
+
+@dataclass(frozen=True)
 class SubtitlePage:
-    """Lines shown together, with their time span in narration time (seconds)."""
+    """Lines shown together, with their time span in narration time (seconds) and their words."""
 
     lines: tuple[str, ...]
     start: float
     end: float
     sentence: int
+    words: tuple[PageWord, ...] = ()
 
     @property
     def text(self) -> str:
@@ -726,13 +740,18 @@ def _split_keeping(pattern: re.Pattern[str], text: str) -> list[str]:
 def build_pages(
     sentences: Sequence[TimedSentence], measure: Measure, max_width: float, max_lines: int
 ) -> list[SubtitlePage]:
-    """Each sentence split into pages that share its time in proportion to their length."""
+    """Each sentence split into pages. A sentence with timed words shows each page from its first
+    word on and places every word on its page; without them, pages share the sentence's time in
+    proportion to their length."""
     pages: list[SubtitlePage] = []
     for number, sentence in enumerate(sentences):
         text = " ".join(sentence.text.split())
         if not text:
             continue
         groups = split_pages(text, measure, max_width, max_lines)
+        if sentence.words:
+            pages += _pages_of_words(groups, sentence, number)
+            continue
         weights = [max(1, sum(len(line.replace(" ", "")) for line in group)) for group in groups]
         total = sum(weights)
         span = max(0.0, sentence.end - sentence.start)
@@ -742,4 +761,42 @@ def build_pages(
             elapsed += weight
             end = sentence.start + span * elapsed / total
             pages.append(SubtitlePage(tuple(group), start, end, number))
+    return pages
+
+
+def _pages_of_words(
+    groups: Sequence[Sequence[str]], sentence: TimedSentence, number: int
+) -> list[SubtitlePage]:
+    """The pages of one sentence with its timed words placed on them.
+
+    Words and lines are matched by counting the characters that are not spaces (line breaks drop
+    spaces, nothing else), so a word split over two lines is placed by its first character.
+    """
+    places: list[tuple[int, int, int]] = []  # (page, line, column) of each non-space character
+    for page_number, group in enumerate(groups):
+        for line_number, line in enumerate(group):
+            places += [
+                (page_number, line_number, column) for column, char in enumerate(line) if not char.isspace()
+            ]
+    on_page: list[list[PageWord]] = [[] for _ in groups]
+    cursor = 0
+    for word in sentence.words:
+        length = sum(not char.isspace() for char in word.text)
+        if length == 0 or cursor >= len(places):
+            continue
+        page_number, line_number, begin = places[cursor]
+        last = min(cursor + length, len(places)) - 1
+        end = (
+            places[last][2] + 1
+            if places[last][:2] == (page_number, line_number)
+            else len(groups[page_number][line_number])
+        )
+        on_page[page_number].append(PageWord(line_number, begin, end, word.start, word.end))
+        cursor += length
+    pages = []
+    for index, (group, words) in enumerate(zip(groups, on_page, strict=True)):
+        start = words[0].start if words else (pages[-1].end if pages else sentence.start)
+        pages.append(SubtitlePage(tuple(group), start, sentence.end, number, tuple(words)))
+        if index:  # the page before ends where this one begins
+            pages[-2] = dataclasses.replace(pages[-2], end=start)
     return pages

@@ -21,14 +21,40 @@ def compose_srt(pages: Sequence[SubtitlePage], offset: float = 0.0) -> str:
 
 
 def compose_vtt(pages: Sequence[SubtitlePage], offset: float = 0.0) -> str:
-    """The pages as a WebVTT document (``<track>`` in a browser), the same cues as :func:`compose_srt`."""
+    """The pages as a WebVTT document (``<track>`` in a browser), the same cues as :func:`compose_srt`.
+
+    Where the words are timed, each word after a cue's first carries its start as a WebVTT
+    timestamp tag, so a player can light the words as they are said (``::cue(:past)``).
+    """
     from srt import timedelta_to_srt_timestamp
 
-    def stamp(moment: timedelta) -> str:
-        return timedelta_to_srt_timestamp(moment).replace(",", ".")
+    def stamp(seconds: float) -> str:
+        return timedelta_to_srt_timestamp(timedelta(seconds=round(offset + seconds, 3))).replace(",", ".")
 
-    blocks = [f"{stamp(cue.start)} --> {stamp(cue.end)}\n{cue.content}" for cue in _cues(pages, offset)]
+    blocks = [
+        f"{stamp(page.start)} --> {stamp(page.end)}\n{_vtt_text(page, stamp)}"
+        for page in pages
+        if page.end > page.start
+    ]
     return "WEBVTT\n\n" + "".join(block + "\n\n" for block in blocks)
+
+
+def _vtt_text(page: SubtitlePage, stamp) -> str:
+    """A page's lines, escaped for WebVTT, with a timestamp tag before each timed word but the first."""
+    starts: dict[tuple[int, int], float] = {(word.line, word.begin): word.start for word in page.words[1:]}
+    lines = []
+    for number, line in enumerate(page.lines):
+        pieces, column = [], 0
+        for (line_number, begin), start in sorted(starts.items()):
+            if line_number == number and begin >= column:
+                pieces += [_escape(line[column:begin]), f"<{stamp(start)}>"]
+                column = begin
+        lines.append("".join([*pieces, _escape(line[column:])]))
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _cues(pages: Sequence[SubtitlePage], offset: float):
