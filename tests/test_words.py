@@ -113,7 +113,7 @@ def test_whisper_hears_when_each_word_starts(language, words, separator):
     even_errors = [
         abs(even[units.index(unit)] - start) for unit, start in zip(first_units, starts, strict=True)
     ]
-    assert max(even_errors) > 0.4  # the test would catch timing by length
+    assert max(even_errors) > 0.3  # timing by length would fail the English bound above
 
 
 def test_word_timing_by_length_when_asked_or_when_whisper_is_missing(monkeypatch, caplog):
