@@ -231,6 +231,15 @@ class VideoRequest(BaseModel):
             ) from None
 
 
+class Picture(BaseModel):
+    """A picture from a source document, kept in the knowledge base's folder at ingest."""
+
+    file: str = Field(description="Path inside the knowledge-base folder, e.g. 'pictures/3f2a….png'.")
+    caption: str = ""
+    width: int
+    height: int
+
+
 class Passage(BaseModel):
     """One retrieved chunk of the knowledge base."""
 
@@ -240,6 +249,9 @@ class Passage(BaseModel):
     heading: str = Field("", description="Heading path inside the document, e.g. 'Brewing > Water'.")
     text: str
     language: Language
+    page: int = Field(0, description="1-based page of a PDF source; 0 for other documents.")
+    pdf: str = Field("", description="A PDF source's copy inside the knowledge-base folder, for its page.")
+    pictures: list[Picture] = Field(default_factory=list, description="Pictures the passage's text shows.")
     score: float = Field(description="Fused relevance score; higher is better.")
     similarity: float | None = Field(
         None, description="Cosine between the question's and the passage's vectors (-1..1)."
@@ -255,6 +267,9 @@ class Citation(BaseModel):
     title: str
     heading: str = ""
     text: str
+    page: int = Field(0, description="1-based page of a PDF source; 0 for other documents.")
+    pdf: str = Field("", description="A PDF source's copy inside the knowledge-base folder, for its page.")
+    pictures: list[Picture] = Field(default_factory=list, description="Pictures the passage's text shows.")
 
 
 class Answer(BaseModel):
@@ -319,6 +334,10 @@ class Slide(BaseModel):
     after: str = Field("", description="The passage's sentence after the quote, shown dimmed.")
     quote_title: str = ""
     quote_heading: str = ""
+    page_pdf: str = Field("", description="A PDF whose page region shows the quote instead of text.")
+    page: int = Field(0, description="The 1-based page of ``page_pdf`` the quote is on.")
+    picture: str = Field("", description="A picture from the cited passage, shown beside the quote.")
+    picture_caption: str = ""
 
 
 class RenderedVideo(BaseModel):

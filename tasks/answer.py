@@ -27,7 +27,7 @@ from ragreel.llm.evidence import (
     best_sentences,
     check_scene,
     extractive_scene,
-    normalise,
+    repeats,
     sentence_scenes,
 )
 from ragreel.llm.prompt import LengthTarget, not_covered_message, spoken_seconds
@@ -97,6 +97,7 @@ def answer_question(
     target = LengthTarget(language, settings.answer_min_seconds, settings.answer_max_seconds)
     writer = _ScriptWriter(endpoint, settings, script_messages(question, relevant, language, target), target)
     scenes, checks = writer.write(question, relevant, language)
+    scenes = _each_said_once(scenes, checks)
     scenes = _topped_up(scenes, question, relevant, language, settings.answer_min_seconds, checks)
     scenes = _within_length(scenes, language, settings.answer_max_seconds, checks)
     answer = _assemble(
@@ -290,21 +291,27 @@ def _topped_up(
     return scenes + added
 
 
-def _within_length(scenes: list[Scene], language: str, max_seconds: float, checks: list[str]) -> list[Scene]:
-    """Whole scenes from the start while they fit in ``max_seconds`` of speech (at least the first),
-    each said once."""
+def _each_said_once(scenes: list[Scene], checks: list[str]) -> list[Scene]:
+    """The scenes without those that only repeat an earlier one in other words (small models
+    often state the answer twice); the video would show the same slide twice."""
     kept: list[Scene] = []
-    said: set[str] = set()
+    for scene in scenes:
+        if any(repeats(scene.narration, earlier.narration) for earlier in kept):
+            checks.append(f"scene left out, it repeats an earlier one: {scene.narration!r}")
+            continue
+        kept.append(scene)
+    return kept
+
+
+def _within_length(scenes: list[Scene], language: str, max_seconds: float, checks: list[str]) -> list[Scene]:
+    """Whole scenes from the start while they fit in ``max_seconds`` of speech (at least the first)."""
+    kept: list[Scene] = []
     total = 0.0
     for scene in scenes:
-        key = normalise(scene.narration)  # the same scene twice, whatever its punctuation or script
-        if key in said:
-            continue
         seconds = spoken_seconds(scene.narration, language)
         if kept and total + seconds > max_seconds:
             checks.append(f"{len(scenes) - len(kept)} scene(s) left out: over RAGREEL_ANSWER_MAX_SECONDS")
             break
-        said.add(key)
         kept.append(scene)
         total += seconds
     return kept
@@ -342,6 +349,9 @@ def _assemble(
             title=passages[p - 1].title,
             heading=passages[p - 1].heading,
             text=passages[p - 1].text,
+            page=passages[p - 1].page,
+            pdf=passages[p - 1].pdf,
+            pictures=passages[p - 1].pictures,
         )
         for p, n in number.items()
     ]

@@ -8,6 +8,7 @@ their chunks.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,7 +20,9 @@ from pydantic import BaseModel, Field
 from ragreel.kb.chunking import chunk_document
 from ragreel.kb.embedding import get_embedder
 from ragreel.kb.loaders import UnreadableFile, is_supported, load_document
+from ragreel.kb.pictures import keep_pdf, keep_picture
 from ragreel.kb.store import KnowledgeBase, search_form
+from ragreel.schemas import Picture
 from ragreel.settings import Settings, get_settings
 from tasks.stage import one_line
 
@@ -123,6 +126,18 @@ def ingest_file(
         settings.embed_batch_size,
     )
     doc_id = hashlib.sha1(f"{root}\0{source}".encode()).hexdigest()[:12]
+    kb_dir = Path(settings.kb_dir)
+    pdf = keep_pdf(kb_dir, data, digest) if path.suffix.lower() == ".pdf" else ""
+    kept: dict[int, Picture | None] = {}  # a PDF page's pictures are shared by its chunks
+
+    def pictures_of(chunk) -> str:
+        for found in chunk.pictures:
+            if id(found) not in kept:
+                kept[id(found)] = keep_picture(kb_dir, Path(root), found)
+        return json.dumps(
+            [kept[id(f)].model_dump() for f in chunk.pictures if kept[id(f)]], ensure_ascii=False
+        )
+
     rows = [
         {
             "chunk_id": f"{doc_id}-{digest[:8]}-{chunk.position:04d}",
@@ -135,6 +150,9 @@ def ingest_file(
             "language": chunk.language,
             "content_hash": digest,
             "position": chunk.position,
+            "page": chunk.page,
+            "pdf": pdf,
+            "pictures": pictures_of(chunk),
             "vector": vector,
         }
         for chunk, vector in zip(chunks, vectors, strict=True)

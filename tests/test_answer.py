@@ -429,17 +429,39 @@ def test_a_scene_in_the_wrong_language_is_rewritten_or_narrated_from_its_quote(s
     assert "not in Traditional Chinese" in stub.chat_requests()[1].body["messages"][-1]["content"]
 
 
+LENGTH_SCENES = [
+    "Oolong is brewed at 90 to 95 degrees.",
+    "Soft water gives the best aroma.",
+    "Hard water dulls the cup.",
+    "Filtered water is worth the trouble.",
+    "Warm the pot before brewing.",
+]
+NEXT_AFTER = dict(zip(LENGTH_SCENES, LENGTH_SCENES[1:], strict=False))
+
+
 def test_scenes_past_the_length_bound_are_left_out(stub, settings):
     stub.reply = script_reply(
-        *[
-            (1, OOLONG, f"Oolong is brewed at 90 to 95 degrees, the {n} time.")
-            for n in ("first", "second", "third", "fourth", "fifth")
-        ]
+        *[(1, OOLONG, narration) for narration in LENGTH_SCENES]
     )
     short = settings.model_copy(update={"answer_max_seconds": 8.0})
     answer = answer_question("How hot for oolong?", make_passages(TEA_EN, "en"), settings=short)
-    assert len(answer.scenes) == 2 and spoken_seconds(answer.text, "en") <= 8.0
+    kept = [s.narration for s in answer.scenes]
+    assert 1 <= len(kept) < 5 and spoken_seconds(answer.text, "en") <= 8.0
+    assert spoken_seconds(" ".join([*kept, NEXT_AFTER[kept[-1]]]), "en") > 8.0  # one more would not fit
     assert "left out: over RAGREEL_ANSWER_MAX_SECONDS" in answer.checks[-1]
+
+
+def test_a_scene_that_only_repeats_an_earlier_one_in_other_words_is_left_out(stub, settings):
+    stub.reply = script_reply(
+        (1, OOLONG, "Oolong is brewed at 90 to 95 degrees."),
+        (1, OOLONG, "The water for oolong should be 90 to 95 degrees."),  # the same fact again
+        (1, OOLONG, "Rinse the leaves first."),
+    )
+    answer = answer_question("How hot for oolong?", make_passages(TEA_EN, "en"), settings=settings)
+    narrations = [s.narration for s in answer.scenes]
+    assert "The water for oolong should be 90 to 95 degrees." not in narrations
+    assert narrations[0] == "Oolong is brewed at 90 to 95 degrees."
+    assert any("repeats an earlier one" in check for check in answer.checks)
 
 
 # --- an edited script: checked, no model asked -----------------------------------------------------

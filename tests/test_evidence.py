@@ -327,3 +327,24 @@ def test_only_sentences_that_stand_alone_are_narrated_as_quotes(sentence, expect
 def test_according_to_the_original_text_is_talking_about_the_sources():
     assert talks_about_sources("根據原文，這類方言詞通常不收錄。")
     assert not talks_about_sources("這類方言詞通常不收錄。")
+
+
+def test_a_narration_repeats_an_earlier_one_when_it_adds_no_number_and_few_words():
+    from ragreel.llm.evidence import repeats
+
+    assert repeats("The number of stations on the line is 12.", "The line has 12 stations.")
+    assert repeats("高山茶生長在海拔一千公尺以上。", "高山茶生長在海拔一千公尺以上的茶園。")
+    assert not repeats("The line has 13 stations.", "The line has 12 stations.")  # a new number
+    assert not repeats("Trains stop at 12 stations and connect to the MRT.", "The line has 12 stations.")
+    assert not repeats("梨山茶園的海拔可達兩千公尺以上。", "海拔一千公尺以上的烏龍茶才稱為高山茶。")
+
+
+def test_the_main_evidence_is_the_quote_holding_the_narrations_number_then_its_words():
+    from ragreel.llm.evidence import main_evidence
+    from ragreel.schemas import Evidence
+
+    background = Evidence(passage=1, quote="The line runs along the west coast.")
+    fact = Evidence(passage=1, quote="The line has 12 stations.")
+    assert main_evidence("It has 12 stations.", [background, fact]) == fact
+    assert main_evidence("It runs along the coast.", [fact, background]) == background
+    assert main_evidence("Something else.", [fact, background]) == fact  # ties: the model's order

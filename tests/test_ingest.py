@@ -19,19 +19,19 @@ def test_ingest_is_idempotent_incremental_and_skips_bad_files(ragreel_home, samp
     (sample_kb_copy / ".hidden" / "secret.md").write_text("# not ingested")
 
     first = ingest_knowledge_base([str(sample_kb_copy)])
-    assert first.count("added") == 6
+    assert first.count("added") == 7
     assert {f.source: f.reason for f in first.files if f.status == "skipped"}.keys() == {
         "broken.pdf",
         "binary.txt",
     }
     assert "binary" in next(f.reason for f in first.files if f.source == "binary.txt")
     assert first.embedded == first.chunks > 0
-    assert first.documents == 6
+    assert first.documents == 7
 
     # Nothing changed: no embedding work at all, same version.
     second = ingest_knowledge_base([str(sample_kb_copy)])
     assert second.embedded == 0
-    assert second.count("unchanged") == 6 and second.count("added") == second.count("updated") == 0
+    assert second.count("unchanged") == 7 and second.count("added") == second.count("updated") == 0
     assert second.version == first.version
 
     # A changed file replaces its chunks; a removed file loses them.
@@ -44,7 +44,7 @@ def test_ingest_is_idempotent_incremental_and_skips_bad_files(ragreel_home, samp
     statuses = {f.source: f.status for f in third.files}
     assert statuses["tea/brewing-guide.md"] == "updated" and statuses["typhoons.md"] == "removed"
     assert third.embedded == next(f.chunks for f in third.files if f.source == "tea/brewing-guide.md")
-    assert third.version != second.version and third.documents == 5
+    assert third.version != second.version and third.documents == 6
 
     kb = KnowledgeBase(get_settings())
     texts = [row["text"] for row in kb.table().search().select(["text", "source"]).limit(1000).to_list()]
@@ -58,7 +58,7 @@ def test_single_file_ingest_does_not_remove_its_neighbours(ragreel_home, sample_
     ingest_knowledge_base([str(sample_kb_copy)])
     report = ingest_knowledge_base([str(sample_kb_copy / "typhoons.md")])
     assert [f.status for f in report.files] == ["unchanged"]
-    assert report.documents == 6
+    assert report.documents == 7
 
 
 def test_status_and_missing_paths(ragreel_home, sample_kb_copy, capsys):
@@ -66,10 +66,10 @@ def test_status_and_missing_paths(ragreel_home, sample_kb_copy, capsys):
     assert "not found: does/not/exist" in capsys.readouterr().err
     assert main([str(sample_kb_copy), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["documents"] == 6
+    assert report["documents"] == 7
     assert main(["--status"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["documents"] == 6 and status["version"] == report["version"]
+    assert status["documents"] == 7 and status["version"] == report["version"]
 
 
 def test_a_knowledge_base_built_with_another_model_is_refused_until_rebuilt(

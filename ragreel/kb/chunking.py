@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ragreel.kb.loaders import Document
+from ragreel.kb.loaders import Document, Picture
 from ragreel.settings import Settings
 from ragreel.text import detect_language
 
@@ -44,6 +44,8 @@ class Chunk:
     heading: str
     text: str
     language: str
+    page: int = 0
+    pictures: tuple[Picture, ...] = ()
 
 
 @lru_cache(maxsize=8)
@@ -68,11 +70,32 @@ def chunk_document(document: Document, settings: Settings) -> list[Chunk]:
         language = detect_language(section.text)
         size = chunk_size_for(language, settings)
         splitter = _splitter(size, int(size * settings.chunk_overlap))
-        for piece in splitter.split_text(section.text):
-            piece = piece.strip()
-            if piece:
-                chunks.append(Chunk(len(chunks), section.heading, piece, language))
+        pieces = [piece.strip() for piece in splitter.split_text(section.text)]
+        pieces = [piece for piece in pieces if piece]
+        shown = _pictures_of_pieces(section.text, pieces, section.pictures)
+        for piece, pictures in zip(pieces, shown, strict=True):
+            chunks.append(Chunk(len(chunks), section.heading, piece, language, section.page, pictures))
     return chunks
+
+
+def _pictures_of_pieces(text: str, pieces: list[str], pictures: list[Picture]) -> list[tuple[Picture, ...]]:
+    """Which pictures each piece of ``text`` shows: a placed picture goes to the first piece that
+    reaches its place (the text just before it), an unplaced one (a PDF page's) to every piece."""
+    ends, cursor = [], 0
+    for piece in pieces:
+        at = text.find(piece, cursor)
+        at = cursor if at < 0 else at
+        ends.append(at + len(piece))
+        cursor = at + 1
+    shown: list[list[Picture]] = [[] for _ in pieces]
+    for picture in pictures:
+        if picture.offset is None:
+            for found in shown:
+                found.append(picture)
+        elif pieces:
+            index = next((i for i, end in enumerate(ends) if end >= picture.offset), len(pieces) - 1)
+            shown[index].append(picture)
+    return [tuple(found) for found in shown]
 
 
 def chunking_signature(settings: Settings) -> str:

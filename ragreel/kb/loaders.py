@@ -1,17 +1,26 @@
 """Read Markdown, plain text, HTML and PDF into titled sections.
 
 Each loader returns a :class:`Document`: its title and a list of sections, each with the
-heading path it sits under. A file that cannot be read raises :class:`UnreadableFile` with
+heading path it sits under, the PDF page it comes from, and the pictures it shows (a Markdown
+``![alt](file)``, an HTML ``<img>``, an image embedded in a PDF page). A file that cannot be read raises :class:`UnreadableFile` with
 a reason a person can act on; ingestion reports it and goes on with the other files.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragreel.text import UndecodableText, decode_bytes, inline_text, parse_markdown
+from ragreel.text import UndecodableText, decode_bytes, inline_text, is_cjk_wide, parse_markdown
+
+log = logging.getLogger(__name__)
+
+# Changes whenever a loader reads the same file into different text; part of the knowledge
+# base's pipeline, so the next ingest rereads every file.
+LOADERS_VERSION = "2-pdf-unwrapped-pictures"
 
 SUPPORTED_SUFFIXES = {
     ".md": "markdown",
@@ -28,10 +37,26 @@ class UnreadableFile(Exception):
     """The file can't be ingested; the message says why."""
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A picture a document shows: a file beside it, or the bytes of one embedded in a PDF.
+
+    ``offset`` is where it stands in its section's text (the chunk holding the text before it
+    gets it); ``None`` means the whole section, as for a picture on a PDF page.
+    """
+
+    caption: str
+    path: Path | None = None
+    data: bytes | None = None
+    offset: int | None = None
+
+
 @dataclass
 class Section:
     heading: str  # heading path, e.g. "Brewing > Water temperature"; "" before the first heading
     text: str
+    page: int = 0  # 1-based PDF page; 0 for other documents
+    pictures: list[Picture] = field(default_factory=list)
 
 
 @dataclass
@@ -78,6 +103,7 @@ class _SectionBuilder:
         self.sections: list[Section] = []
         self._headings: list[tuple[int, str]] = []
         self._blocks: list[str] = []
+        self._pictures: list[Picture] = []
 
     def heading(self, level: int, text: str) -> None:
         self._flush()
@@ -90,14 +116,34 @@ class _SectionBuilder:
         if text:
             self._blocks.append(text)
 
+    def picture(self, document: Path, source: str, caption: str) -> None:
+        """A picture at this point of the text, when ``source`` names a local file."""
+        path = _local_picture(document, source)
+        if path is not None:
+            offset = len("\n\n".join(self._blocks))
+            self._pictures.append(Picture(caption.strip(), path=path, offset=offset))
+
     def document(self, path: Path) -> Document:
         self._flush()
         return Document(self.title or _title_from_path(path), self.sections)
 
     def _flush(self) -> None:
         if self._blocks:
-            self.sections.append(Section(" > ".join(h for _, h in self._headings), "\n\n".join(self._blocks)))
-            self._blocks = []
+            heading = " > ".join(h for _, h in self._headings)
+            self.sections.append(Section(heading, "\n\n".join(self._blocks), pictures=self._pictures))
+        self._blocks, self._pictures = [], []
+
+
+def _local_picture(document: Path, source: str) -> Path | None:
+    """The file a picture reference names, relative to its document; None for URLs and data URIs
+    (nothing is downloaded) and for files that are not there."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(source.strip())
+    if parts.scheme or parts.netloc or not parts.path:
+        return None
+    path = (document.parent / unquote(parts.path)).resolve()
+    return path if path.is_file() else None
 
 
 def _title_from_path(path: Path) -> str:
@@ -117,6 +163,9 @@ def _load_markdown(data: bytes, path: Path) -> Document:
             builder.heading(int(token.tag[1]), inline_text(tokens[index + 1]).strip())
         elif token.type == "inline" and tokens[index - 1].type != "heading_open":
             builder.block(inline_text(token).strip())
+            for child in token.children or []:
+                if child.type == "image":
+                    builder.picture(path, str(child.attrGet("src") or ""), child.content)
         elif token.type in ("fence", "code_block"):
             builder.block(token.content.strip())
     return builder.document(path)
@@ -170,8 +219,13 @@ def _load_html(data: bytes, path: Path) -> Document:
     title_tag = soup.find("title")
     builder = _SectionBuilder(title_tag.get_text(" ", strip=True) if title_tag else None)
     body = soup.body or soup
-    for element in body.find_all(_HTML_BLOCKS):
-        if element.name[0] == "h" and element.name[1:].isdigit():
+    for element in body.find_all([*_HTML_BLOCKS, "img"]):
+        if element.name == "img":
+            figure = element.find_parent("figure")
+            caption = figure.find("figcaption") if figure else None
+            text = caption.get_text(" ", strip=True) if caption else str(element.get("alt") or "")
+            builder.picture(path, str(element.get("src") or ""), text)
+        elif element.name[0] == "h" and element.name[1:].isdigit():
             builder.heading(int(element.name[1]), element.get_text(" ", strip=True))
         elif not element.find(_HTML_BLOCKS):  # nested blocks (a <p> in an <li>) count once, innermost
             builder.block(
@@ -202,9 +256,9 @@ def _load_pdf(data: bytes, path: Path) -> Document:
         heading = ""
         for number, page in enumerate(reader.pages):
             heading = page_headings.get(number, heading)
-            text = (page.extract_text() or "").strip()
+            text = _unwrap_lines((page.extract_text() or "").strip())
             if text:
-                sections.append(Section(heading, text))
+                sections.append(Section(heading, text, page=number + 1))
         title = (reader.metadata.title if reader.metadata else None) or ""
     except UnreadableFile:
         raise
@@ -213,7 +267,70 @@ def _load_pdf(data: bytes, path: Path) -> Document:
     if not title.strip() and sections:
         first_line = sections[0].text.split("\n", 1)[0].strip()
         title = first_line if len(first_line) <= 80 else ""
+    pictures = _pdf_pictures(data)
+    for section in sections:
+        section.pictures = pictures.get(section.page, [])
     return Document(title.strip() or _title_from_path(path), sections)
+
+
+# Smaller images in a PDF are rules, logos and icons, not figures worth a slide.
+MIN_PICTURE_PX = 160
+
+
+def _pdf_pictures(data: bytes) -> dict[int, list[Picture]]:
+    """1-based page -> the figures embedded in it, as PNG bytes (pypdfium2 decodes them)."""
+    import io
+
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c
+
+    found: dict[int, list[Picture]] = {}
+    try:
+        pdf = pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError:
+        return found  # pypdf read the text; a picture it cannot decode is only a picture lost
+    try:
+        for number, page in enumerate(pdf, start=1):
+            for image in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3):
+                try:
+                    width, height = image.get_px_size()
+                    if min(width, height) < MIN_PICTURE_PX:
+                        continue
+                    buffer = io.BytesIO()
+                    image.get_bitmap(render=False).to_pil().convert("RGB").save(buffer, "PNG")
+                except (pypdfium2.PdfiumError, OSError, ValueError) as exc:
+                    log.info("page %d: an embedded picture could not be decoded (%s)", number, exc)
+                    continue
+                found.setdefault(number, []).append(Picture("", data=buffer.getvalue()))
+    finally:
+        pdf.close()
+    return found
+
+
+_LINE_END = re.compile(r"[.!?:;。！？：；」』)）]$")
+
+
+def _unwrap_lines(text: str) -> str:
+    """Join the lines a PDF wrapped mid-sentence, so a sentence is never cut at a line break.
+
+    A line is a wrapped one when it is nearly as long as the page's longest and does not end a
+    sentence; short lines (headings, a paragraph's last line) keep their break. Chinese lines
+    join without a space, and a word hyphenated across the break is mended.
+    """
+    lines = [line.rstrip() for line in text.split("\n")]
+    longest = max((len(line) for line in lines), default=0)
+    joined = lines[0] if lines else ""
+    for previous, line in itertools.pairwise(lines):
+        wrapped = line.strip() and len(previous) >= 0.7 * longest and not _LINE_END.search(previous)
+        if not wrapped:
+            joined += "\n" + line
+        elif previous.endswith("-") and line[:1].islower():
+            joined = joined[:-1] + line.lstrip()
+        elif is_cjk_wide(previous[-1:]) or is_cjk_wide(line.lstrip()[:1]):
+            joined += line.lstrip()
+        else:
+            joined += " " + line.lstrip()
+    return joined
 
 
 def _pdf_outline_headings(reader) -> dict[int, str]:

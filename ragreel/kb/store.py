@@ -16,13 +16,17 @@ from typing import Literal
 
 from ragreel.errors import KnowledgeBaseError
 from ragreel.kb.chunking import chunking_signature
-from ragreel.schemas import Passage
+from ragreel.kb.loaders import LOADERS_VERSION
+from ragreel.kb.pictures import remove_unreferenced
+from ragreel.schemas import Passage, Picture
 from ragreel.settings import Settings
 from ragreel.text import convert_chinese
 
 log = logging.getLogger(__name__)
 
 META_FILE = "kb.json"
+# The table's columns; a knowledge base written with other ones is rebuilt by the next ingest.
+TABLE_LAYOUT = "chunks-v2-pictures"
 SearchMode = Literal["hybrid", "vector", "fts"]
 INGEST_HINT = "run: python -m flows.ingest data/kb  (or your own folder)"
 
@@ -61,7 +65,9 @@ class KnowledgeBase:
         return {
             "embedding_model": self.settings.embedding_model,
             "chunking": chunking_signature(self.settings),
+            "loaders": LOADERS_VERSION,
             "fts_tokenizer": self.settings.fts_tokenizer,
+            "table": TABLE_LAYOUT,
         }
 
     def stored_meta(self) -> dict | None:
@@ -97,6 +103,11 @@ class KnowledgeBase:
                 f"but RAGREEL_EMBEDDING_MODEL is {self.settings.embedding_model!r}",
                 hint="rebuild it: python -m flows.ingest PATH --rebuild (or set RAGREEL_EMBEDDING_MODEL back)",
             )
+        if meta.get("table") != TABLE_LAYOUT:
+            raise KnowledgeBaseError(
+                f"the knowledge base at {self.path} was written by an older ragreel (it lacks pages and pictures)",
+                hint="rebuild it: python -m flows.ingest PATH --rebuild",
+            )
         return self._connect().open_table(self.settings.table_name)
 
     def create(self, dimension: int) -> None:
@@ -116,6 +127,9 @@ class KnowledgeBase:
                 pa.field("language", pa.string()),
                 pa.field("content_hash", pa.string()),
                 pa.field("position", pa.int32()),
+                pa.field("page", pa.int32()),
+                pa.field("pdf", pa.string()),
+                pa.field("pictures", pa.string()),
                 pa.field("vector", pa.list_(pa.float32(), dimension)),
             ]
         )
@@ -163,9 +177,16 @@ class KnowledgeBase:
         """Compact the many small versions an ingest writes and fold new rows into the indices.
 
         Old versions are kept for LanceDB's default week, so that a run reading the table
-        while an ingest commits is never cut off.
+        while an ingest commits is never cut off. Kept pictures and PDFs that no chunk refers to
+        any more are removed.
         """
-        self.table().optimize()
+        table = self.table()
+        table.optimize()
+        count = table.count_rows()
+        rows = table.search().select(["pdf", "pictures"]).limit(max(count, 1)).to_list() if count else []
+        referenced = {row["pdf"] for row in rows if row["pdf"]}
+        referenced |= {picture["file"] for row in rows for picture in json.loads(row["pictures"])}
+        remove_unreferenced(self.path, referenced)
 
     # --- status ---------------------------------------------------------------------------
     def version(self) -> str:
@@ -210,7 +231,18 @@ class KnowledgeBase:
                 f"model gave a {len(vector)}-d one",
                 hint="rebuild it: python -m flows.ingest PATH --rebuild",
             )
-        columns = ["chunk_id", "source", "title", "heading", "text", "language", "vector"]
+        columns = [
+            "chunk_id",
+            "source",
+            "title",
+            "heading",
+            "text",
+            "language",
+            "page",
+            "pdf",
+            "pictures",
+            "vector",
+        ]
         if mode == "vector":
             rows = table.search(vector, query_type="vector").select(columns).limit(top_k).to_list()
             scores = [1.0 - row["_distance"] / 2 for row in rows]  # unit vectors: L2² -> cosine
@@ -251,6 +283,9 @@ class KnowledgeBase:
                 heading=row["heading"],
                 text=row["text"],
                 language=row["language"],
+                page=row["page"],
+                pdf=row["pdf"],
+                pictures=[Picture(**picture) for picture in json.loads(row["pictures"])],
                 score=round(float(score), 6),
                 similarity=round(similarity, 6),
                 rank=rank,

@@ -208,6 +208,37 @@ def _content_units(text: str) -> set[str]:
     return units
 
 
+# A scene sharing this much of its content with an earlier one, and no new number, repeats it.
+REPEAT_SHARE = 0.75
+
+
+def repeats(narration: str, earlier: str) -> bool:
+    """Whether ``narration`` says nothing that ``earlier`` did not: no new number, and at least
+    :data:`REPEAT_SHARE` of its content words (Chinese: character pairs) already there."""
+    if normalise(narration) == normalise(earlier):
+        return True
+    if numbers_in(narration) - numbers_in(earlier, lenient=True):
+        return False
+    units = _content_units(narration)
+    return bool(units) and len(units & _content_units(earlier)) >= REPEAT_SHARE * len(units)
+
+
+def main_evidence(narration: str, evidence: list[Evidence]) -> Evidence:
+    """The quote that says most of what ``narration`` says: its numbers first, then its words.
+
+    A scene may cite background before the sentence holding its fact; a slide shows this one.
+    """
+    numbers, units = numbers_in(narration), _content_units(narration)
+
+    def support(item: Evidence) -> tuple[int, int]:
+        return (
+            len(numbers & numbers_in(item.quote, lenient=True)),
+            len(units & _content_units(item.quote)),
+        )
+
+    return max(evidence, key=support)  # the first of equals: the model's own order
+
+
 def normalise_spaces(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 

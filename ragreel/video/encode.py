@@ -34,6 +34,9 @@ AUDIO_RATE = 48000
 AUDIO_BITRATE = "128k"
 # Text on a still: a low CRF keeps glyph edges clean; static frames cost almost nothing.
 VIDEO_CRF = 20
+# A moving picture is redrawn every this many frames (12.5 a second at 25 fps): a slow zoom
+# looks as smooth, and each redraw costs a conversion and real encoding work.
+MOTION_STEP = 2
 
 
 # --- atomic outputs ---------------------------------------------------------------------
@@ -155,6 +158,35 @@ def rgb_to_yuv420p(image) -> EncodedFrame:
         red_diff.resize(half, Image.Resampling.BOX).tobytes(),
     ]
     return EncodedFrame(b"".join(planes))
+
+
+def splice_yuv420p(
+    frame: EncodedFrame, size: tuple[int, int], patch, corner: tuple[int, int]
+) -> EncodedFrame:
+    """``frame`` with the RGB image ``patch`` converted and written in at ``corner``.
+
+    Converting only the part that moves costs a fraction of a whole frame's conversion (a
+    picture on a portrait slide is a sixth of its pixels). Corner and size must be even, so
+    the half-resolution colour planes line up and the result equals converting the whole.
+    """
+    import numpy as np
+
+    width, height = size
+    x, y = corner
+    patch_width, patch_height = patch.size
+    if x % 2 or y % 2 or patch_width % 2 or patch_height % 2:
+        raise ValueError(f"a spliced patch needs even corner and size, not {patch.size} at {corner}")
+    data = np.frombuffer(frame.data, dtype=np.uint8).copy()
+    piece = np.frombuffer(rgb_to_yuv420p(patch).data, dtype=np.uint8)
+    offset = piece_offset = 0
+    for scale in (1, 2, 2):  # Y at full size, then Cb and Cr at half
+        w, h, pw, ph = width // scale, height // scale, patch_width // scale, patch_height // scale
+        plane = data[offset : offset + w * h].reshape(h, w)
+        plane[y // scale : y // scale + ph, x // scale : x // scale + pw] = piece[
+            piece_offset : piece_offset + pw * ph
+        ].reshape(ph, pw)
+        offset, piece_offset = offset + w * h, piece_offset + pw * ph
+    return EncodedFrame(data.tobytes())
 
 
 # --- progress -------------------------------------------------------------------------------
@@ -302,8 +334,9 @@ def encode_stills(
 ) -> None:
     """Write ``stills`` (consecutive, from frame 0) with ``audio`` as an MP4 at ``out_path``.
 
-    Each still is drawn and converted once, then its bytes are repeated for its frames;
-    only one frame is in memory at a time, so memory does not grow with the video's length.
+    Each still is drawn and converted once, then its bytes are repeated for its frames; a still
+    with motion is redrawn every :data:`MOTION_STEP` frames. Only one frame is in memory at a
+    time, so memory does not grow with the video's length.
     """
     width, height = size
     expected = 0
@@ -331,8 +364,11 @@ def encode_stills(
     try:
         with _writer_class()(str(out_path), command) as writer:
             for still in stills:
-                frame = rgb_to_yuv420p(still.draw())
-                for _ in range(still.frames):
+                drawn = frame = rgb_to_yuv420p(still.draw())
+                for number in range(still.start, still.end):
+                    if still.animate is not None and (number - still.start) % MOTION_STEP == 0:
+                        moving = still.animate(number)
+                        frame = drawn if moving is None else splice_yuv420p(drawn, size, *moving)
                     next(frame_numbers)
                     writer.write_frame(frame)
     except OSError as exc:  # moviepy's write_frame reports a dead ffmpeg with its stderr

@@ -46,6 +46,7 @@ class Palette:
     panel: tuple[int, int, int]  # a slide's quote card
     context: tuple[int, int, int]  # the passage around a quote, dimmed so the quote stands out
     picture_keep: float  # share of a background picture kept; the rest is the ground colour
+    marker: tuple[int, int, int] = (255, 214, 102)  # a highlighter on a PDF page's white paper
 
     def color(self, role: str) -> tuple[int, int, int]:
         if role in ("heading", "label", "key_point", "spoken"):
@@ -117,8 +118,107 @@ def image_background(path: Path, geometry: Geometry, palette: Palette = PALETTES
     return Image.blend(plain_background(geometry, palette), covered, palette.picture_keep)
 
 
+# A picture on a slide is never still: it zooms in by this share over its scene, drifting
+# towards one side ("Ken Burns"). Slow enough to read a figure, enough not to look frozen.
+ZOOM = 0.08
+
+
+class SlideArt:
+    """The pictures of one slide, read once: its source picture and its PDF page region.
+
+    A file that is gone or unreadable (a cached answer whose knowledge base changed) draws
+    nothing and is logged once.
+    """
+
+    def __init__(self, slide: Slide, palette: Palette, drift: float = 0.5):
+        self.slide = slide
+        self.palette = palette
+        self.drift = drift  # 0..1: where the zoom heads horizontally
+        self._fitted: dict[tuple[int, int], object] = {}
+        self._regions: dict[tuple[int, int, int, int], object] = {}
+
+    @functools.cached_property
+    def _picture(self):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(self.slide.picture) as picture:
+                return picture.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            logger.warning("slide picture %s not shown: %s", self.slide.picture, exc)
+            return None
+
+    def _fit(self, box, width: int, height: int) -> tuple[int, int, int, int]:
+        """The largest rectangle of the picture's shape inside ``box``, centred."""
+        left, top, right, bottom = box
+        scale = min((right - left) / width, (bottom - top) / height)
+        # Even sizes and corners: the encoder splices the moving picture into a converted frame,
+        # whose colour planes have half the resolution.
+        w, h = max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+        x, y = (left + (right - left - w) // 2) // 2 * 2, (top + (bottom - top - h) // 2) // 2 * 2
+        return x, y, x + w, y + h
+
+    def picture_at(self, box, progress: float):
+        """(image, where) of the picture ``progress`` (0..1) through its zoom, or None."""
+        from PIL import Image
+
+        picture = self._picture
+        if picture is None:
+            return None
+        where = self._fit(box, *picture.size)
+        w, h = where[2] - where[0], where[3] - where[1]
+        key = (w, h)
+        if key not in self._fitted:  # scaled once to the zoom's largest need; each frame only crops
+            self._fitted[key] = picture.resize(
+                (round(w * (1 + ZOOM)), round(h * (1 + ZOOM))), Image.Resampling.LANCZOS
+            )
+        source = self._fitted[key]
+        zoom = 1 + ZOOM * min(1.0, max(0.0, progress))
+        crop_w, crop_h = source.width / zoom, source.height / zoom
+        x0 = (source.width - crop_w) * self.drift
+        y0 = (source.height - crop_h) * 0.5
+        frame = source.resize((w, h), Image.Resampling.BILINEAR, box=(x0, y0, x0 + crop_w, y0 + crop_h))
+        return frame, where
+
+    def page_region(self, box):
+        """(image, top-left) of the PDF page region around the quote, fitted in ``box``, or None."""
+        from ragreel.video.pdf_page import quote_region
+
+        if box not in self._regions:
+            left, top, right, bottom = box
+            region = quote_region(
+                Path(self.slide.page_pdf), self.slide.page, self.slide.quote, (right - left, bottom - top),
+                self.palette.marker,
+            )  # fmt: skip
+            self._regions[box] = None
+            if region is not None:
+                x, y = left + (right - left - region.width) // 2, top + (bottom - top - region.height) // 2
+                self._regions[box] = (region, (x, y))
+        return self._regions[box]
+
+
+def paint_media(image, card: Card, art: SlideArt | None, progress: float = 0.0) -> None:
+    """Paint a slide's page region and picture (``progress`` through its zoom) into ``image``."""
+    if art is None:
+        return
+    for media in card.media:
+        if media.kind == "page":
+            drawn = art.page_region(media.box)
+            if drawn is not None:
+                image.paste(drawn[0], drawn[1])
+        elif media.kind == "picture":
+            drawn = art.picture_at(media.box, progress)
+            if drawn is not None:
+                image.paste(drawn[0], drawn[1][:2])
+
+
 def draw_card(
-    card: Card, typesetter: Typesetter, geometry: Geometry, background=None, palette=PALETTES["dark"]
+    card: Card,
+    typesetter: Typesetter,
+    geometry: Geometry,
+    background=None,
+    palette=PALETTES["dark"],
+    art: SlideArt | None = None,
 ):
     """Paint ``card`` over ``background`` (default: the theme's gradient); returns an RGB image."""
     from PIL import ImageDraw
@@ -127,6 +227,7 @@ def draw_card(
     draw = ImageDraw.Draw(image)
     for panel in card.panels:
         draw.rectangle(panel, fill=palette.panel)
+    paint_media(image, card, art)
     for rule in card.rules:
         draw.rectangle(rule, fill=palette.accent)
     for line in card.lines:
@@ -227,6 +328,9 @@ class Still:
     start: int
     end: int
     draw: Callable[[], object]
+    # For a still with motion (a picture zooming): the moving part at a frame, as (image, (x, y))
+    # with even coordinates and size, to paint over the drawn still; None where nothing moves.
+    animate: Callable[[int], tuple[object, tuple[int, int]] | None] | None = None
 
     @property
     def frames(self) -> int:
@@ -263,9 +367,9 @@ def plan_stills(
     answer_end = title_frames + answer_frames
     stills: list[Still] = []
 
-    def add(name: str, start: int, end: int, draw: Callable[[], object]) -> None:
+    def add(name: str, start: int, end: int, draw: Callable[[], object], animate=None) -> None:
         if end > start:
-            stills.append(Still(name, start, end, draw))
+            stills.append(Still(name, start, end, draw, animate))
 
     add(
         "title",
@@ -285,23 +389,43 @@ def plan_stills(
         )
     )
     ends = [*starts[2:], answer_end]
-    if slides:
-        scene_of = scenes_of_pages([page.text for page in pages], [slide.narration for slide in slides])
+    scene_of = scenes_of_pages([page.text for page in pages], [slide.narration for slide in slides])
+    arts = [SlideArt(slide, palette, drift=0.8 if index % 2 else 0.2) for index, slide in enumerate(slides)]
+    # Each scene's frames, for its picture's zoom to run once across all of its pages.
+    scene_frames: dict[int, tuple[int, int]] = {}
+    for number, scene in enumerate(scene_of):
+        first, last = scene_frames.get(scene, (starts[number + 1], ends[number]))
+        scene_frames[scene] = (min(first, starts[number + 1]), max(last, ends[number]))
 
-        def card_of(number: int, lines: tuple[str, ...]) -> Card:
-            scene = scene_of[number] if pages else 0
-            return layout_slide(
-                slides[scene], lines, typesetter, geometry, language, (scene + 1, len(slides))
-            )
-    else:
+    def scene_at(number: int) -> int:
+        return scene_of[number] if pages else 0
 
-        def card_of(number: int, lines: tuple[str, ...]) -> Card:
+    def card_of(number: int, lines: tuple[str, ...]) -> Card:
+        if not slides:
             return layout_answer(header, lines, typesetter, geometry)
+        scene = scene_at(number)
+        return layout_slide(slides[scene], lines, typesetter, geometry, language, (scene + 1, len(slides)))
 
     @functools.lru_cache(maxsize=1)  # stills are drawn in order: a page's words reuse its frame
     def drawn_page(number: int, lines: tuple[str, ...]):
         card = card_of(number, lines)
-        return card, draw_card(card, typesetter, geometry, palette=palette)
+        art = arts[scene_at(number)] if slides else None
+        return card, draw_card(card, typesetter, geometry, palette=palette, art=art)
+
+    def motion(number: int, lines: tuple[str, ...]):
+        """How a page's stills move: its scene's picture zooming across the scene, or None."""
+        card = card_of(number, lines)
+        box = next((media.box for media in card.media if media.kind == "picture"), None)
+        if box is None:
+            return None
+        art = arts[scene_at(number)]
+        first, last = scene_frames.get(scene_at(number), (0, 1))
+
+        def animate(frame: int):
+            drawn = art.picture_at(box, (frame - first) / max(1, last - first))
+            return None if drawn is None else (drawn[0], drawn[1][:2])
+
+        return animate
 
     def draw_page(number: int, lines: tuple[str, ...], spoken: PageWord | None = None):
         card, image = drawn_page(number, lines)
@@ -312,8 +436,9 @@ def plan_stills(
 
     add("answer-lead", title_frames, starts[1] if pages else answer_end, functools.partial(draw_page, 0, ()))
     for number, (page, start, end) in enumerate(zip(pages, starts[1:], ends, strict=True), start=1):
+        moving = motion(number - 1, page.lines) if slides else None
         if not page.words:
-            add(f"page-{number}", start, end, functools.partial(draw_page, number - 1, page.lines))
+            add(f"page-{number}", start, end, functools.partial(draw_page, number - 1, page.lines), moving)
             continue
         # The word being said lights up; after the last one (a pause) the page shows unlit.
         word_starts = [start] + [frame_at(word.start, start, end) for word in page.words[1:]]
@@ -323,8 +448,9 @@ def plan_stills(
             zip(page.words, word_starts, word_ends, strict=True)
         ):
             add(f"page-{number}-word-{index + 1}", word_start, word_end,
-                functools.partial(draw_page, number - 1, page.lines, word))  # fmt: skip
-        add(f"page-{number}-after", word_ends[-1], end, functools.partial(draw_page, number - 1, page.lines))
+                functools.partial(draw_page, number - 1, page.lines, word), moving)  # fmt: skip
+        add(f"page-{number}-after", word_ends[-1], end, functools.partial(draw_page, number - 1, page.lines),
+            moving)  # fmt: skip
     add(
         "sources",
         answer_end,

@@ -302,6 +302,7 @@ class Card:
     lines: tuple[TextLine, ...]
     rules: tuple[tuple[int, int, int, int], ...] = ()
     panels: tuple[tuple[int, int, int, int], ...] = ()  # boxes behind the text (a slide's quote card)
+    media: tuple[Media, ...] = ()  # pictures and PDF page regions, painted by the drawing code
 
     def texts(self, role: str | None = None) -> list[str]:
         return [line.text for line in self.lines if role is None or line.role == role]
@@ -314,6 +315,7 @@ LABELS = {
         "none": "No sources were cited.",
         "more": "+ {n} more",
         "quote": "{}",  # the card marks it as a quote; curly quotes are full-width in a CJK face
+        "page": "page {}",
     },
     "zh": {
         "question": "問題",
@@ -321,6 +323,7 @@ LABELS = {
         "none": "沒有引用資料來源。",
         "more": "另有 {n} 項",
         "quote": "「{}」",
+        "page": "第 {} 頁",
     },
 }
 
@@ -500,43 +503,116 @@ def layout_slide(
         centered=True,
     )
 
-    panels = []
-    card_top, card_bottom = rule_top + gap, subtitle_top - gap
+    content = (left, rule_top + gap, right, subtitle_top - gap)
+    wide = width > 1.3 * (content[3] - content[1])
+    # A PDF page region needs the whole width of a wide frame to be legible; a picture beside it
+    # would shrink its text to a few pixels, so there it shows only in tall frames.
+    show_picture = bool(slide.picture) and not (slide.page_pdf and wide)
+    evidence, picture = _split_for_picture(content, gap) if show_picture else (content, None)
+    attribution = " › ".join(part for part in (slide.quote_title, slide.quote_heading) if part)
+    if slide.page_pdf:
+        page_label = labels(language)["page"].format(slide.page)
+        attribution = f"{attribution} · {page_label}" if attribution else page_label
+        media = [_framed("page", evidence, attribution, typesetter, attribution_px, quote_px)]
+        quote_lines, quote_rules, quote_panels = [], [], [media[0].panel]
+    else:
+        media = []
+        quote_lines, quote_rules, quote_panels = _quote_card(
+            slide, evidence, attribution, typesetter, quote_px, attribution_px, language
+        )
+    if picture is not None:
+        media.append(_framed("picture", picture, slide.picture_caption, typesetter, attribution_px, quote_px))
+        quote_panels.append(media[-1].panel)
+    return Card(
+        tuple(placed + quote_lines + [line for m in media for line in m.lines] + subtitle_placed),
+        tuple(rules + quote_rules),
+        tuple(quote_panels),
+        tuple(media),
+    )
+
+
+def _split_for_picture(box: tuple[int, int, int, int], gap: int):
+    """The evidence's box and the picture's: side by side in a wide area, stacked in a tall one."""
+    left, top, right, bottom = box
+    if right - left > 1.3 * (bottom - top):  # the same test as ``wide`` in layout_slide
+        middle = left + round((right - left) * 0.55)
+        return (left, top, middle - gap // 2, bottom), (middle + gap // 2, top, right, bottom)
+    middle = top + round((bottom - top) * 0.45)
+    return (left, middle + gap // 2, right, bottom), (left, top, right, middle - gap // 2)
+
+
+@dataclass(frozen=True)
+class Media:
+    """A picture on a slide: a source's picture, or a PDF page region (``kind`` "page"); drawn
+    into ``box`` on a ``panel``, with its caption lines below."""
+
+    kind: str
+    box: tuple[int, int, int, int]
+    panel: tuple[int, int, int, int]
+    lines: tuple[TextLine, ...] = ()
+
+
+def _framed(kind: str, box, caption: str, typesetter: Typesetter, caption_px: int, padding: int) -> Media:
+    left, top, right, bottom = box
+    inner = (left + padding // 2, top + padding // 2, right - padding // 2, bottom - padding // 2)
+    lines: tuple[TextLine, ...] = ()
+    if caption.strip():
+        measure = typesetter.measure("source_file", caption_px)
+        text = ellipsize(" ".join(caption.split()), measure, inner[2] - inner[0])
+        pitch = line_pitch(caption_px)
+        y = inner[3] - pitch
+        lines = (TextLine(text, inner[0], y, math.ceil(measure(text)), pitch, "source_file", caption_px),)
+        inner = (inner[0], inner[1], inner[2], y - padding // 4)
+    return Media(kind, inner, box, lines)
+
+
+def _quote_card(
+    slide: Slide,
+    box: tuple[int, int, int, int],
+    attribution: str,
+    typesetter: Typesetter,
+    quote_px: int,
+    attribution_px: int,
+    language: str,
+) -> tuple[list[TextLine], list[tuple[int, int, int, int]], list[tuple[int, int, int, int]]]:
+    """The quote between its neighbouring sentences on a panel, centred in ``box``, with where it
+    comes from below: (lines, rules, panels); nothing when there is no quote or no room."""
+    left, card_top, right, card_bottom = box
     padding = quote_px
-    inner_left, inner_width = left + padding, width - 2 * padding
+    inner_left, inner_width = left + padding, right - left - 2 * padding
     room = card_bottom - card_top - 2 * padding - line_pitch(attribution_px) - quote_px // 2
-    if slide.quote.strip() and room >= line_pitch(quote_px):
-        quote_measure = typesetter.measure("quote", quote_px)
-        pitch = line_pitch(quote_px)
-        lines = _quote_in_context(slide, quote_measure, inner_width, room // pitch, language)
-        box_height = len(lines) * pitch + quote_px // 2 + 2 * padding
-        where = " › ".join(part for part in (slide.quote_title, slide.quote_heading) if part)
-        if where:
-            box_height += line_pitch(attribution_px)
-        box_top = card_top + max(0, (card_bottom - card_top - box_height) // 2)
-        y = box_top + padding
-        for segments in lines:
-            x = inner_left
-            for text, role in segments:
-                advance = math.ceil(quote_measure(text))
-                placed.append(TextLine(text, x, y, advance, pitch, role, quote_px))
-                if role == "quote" and text.strip():  # the quoted words underlined in the accent
-                    underline = y + round(quote_px * 1.3)
-                    rules.append((x, underline, x + advance, underline + max(2, quote_px // 16)))
-                x += advance
-            y += pitch
-        y += quote_px // 2
-        if where:
-            attribution_measure = typesetter.measure("source_file", attribution_px)
-            text = ellipsize(f"— {where}", attribution_measure, inner_width)
-            placed.append(
-                TextLine(text, inner_left, y, math.ceil(attribution_measure(text)), line_pitch(attribution_px),
-                         "source_file", attribution_px)
-            )  # fmt: skip
-            y += line_pitch(attribution_px)
-        panels.append((left, box_top, right, y + padding))
-        rules.append((left, box_top, left + max(4, quote_px // 6), y + padding))
-    return Card(tuple(placed + subtitle_placed), tuple(rules), tuple(panels))
+    if not slide.quote.strip() or room < line_pitch(quote_px):
+        return [], [], []
+    placed, rules = [], []
+    quote_measure = typesetter.measure("quote", quote_px)
+    pitch = line_pitch(quote_px)
+    lines = _quote_in_context(slide, quote_measure, inner_width, room // pitch, language)
+    box_height = len(lines) * pitch + quote_px // 2 + 2 * padding
+    if attribution:
+        box_height += line_pitch(attribution_px)
+    box_top = card_top + max(0, (card_bottom - card_top - box_height) // 2)
+    y = box_top + padding
+    for segments in lines:
+        x = inner_left
+        for text, role in segments:
+            advance = math.ceil(quote_measure(text))
+            placed.append(TextLine(text, x, y, advance, pitch, role, quote_px))
+            if role == "quote" and text.strip():  # the quoted words underlined in the accent
+                underline = y + round(quote_px * 1.3)
+                rules.append((x, underline, x + advance, underline + max(2, quote_px // 16)))
+            x += advance
+        y += pitch
+    y += quote_px // 2
+    if attribution:
+        attribution_measure = typesetter.measure("source_file", attribution_px)
+        text = ellipsize(f"— {attribution}", attribution_measure, inner_width)
+        placed.append(
+            TextLine(text, inner_left, y, math.ceil(attribution_measure(text)), line_pitch(attribution_px),
+                     "source_file", attribution_px)
+        )  # fmt: skip
+        y += line_pitch(attribution_px)
+    rules.append((left, box_top, left + max(4, quote_px // 6), y + padding))
+    return placed, rules, [(left, box_top, right, y + padding)]
 
 
 def _quote_in_context(
