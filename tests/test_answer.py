@@ -440,9 +440,7 @@ NEXT_AFTER = dict(zip(LENGTH_SCENES, LENGTH_SCENES[1:], strict=False))
 
 
 def test_scenes_past_the_length_bound_are_left_out(stub, settings):
-    stub.reply = script_reply(
-        *[(1, OOLONG, narration) for narration in LENGTH_SCENES]
-    )
+    stub.reply = script_reply(*[(1, OOLONG, narration) for narration in LENGTH_SCENES])
     short = settings.model_copy(update={"answer_max_seconds": 8.0})
     answer = answer_question("How hot for oolong?", make_passages(TEA_EN, "en"), settings=short)
     kept = [s.narration for s in answer.scenes]
