@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 
-def frames_at(path: Path, count: int):
-    """``count`` frames of ``path`` at evenly spaced times (the first frame of each slice)."""
+def frames_at(path: Path, count: int, times: list[float] | None = None):
+    """``count`` frames of ``path`` at evenly spaced times (the first frame of each slice), or the
+    frames shown at ``times`` (seconds, ascending)."""
     import av
 
     with av.open(str(path)) as container:
@@ -22,7 +23,8 @@ def frames_at(path: Path, count: int):
         duration = (
             float(stream.duration * stream.time_base) if stream.duration else float(container.duration) / 1e6
         )
-        wanted = [duration * (i + 0.5) / count for i in range(count)]
+        wanted = list(times) if times else [duration * (i + 0.5) / count for i in range(count)]
+        count = len(wanted)
         found = []
         for frame in container.decode(video=0):
             if frame.time is not None and frame.time >= wanted[len(found)]:
@@ -32,13 +34,22 @@ def frames_at(path: Path, count: int):
     return found
 
 
-def contact_sheet(videos: list[Path], out: Path, count: int = 8, height: int = 240, columns: int = 4) -> Path:
-    """One block per video, ``count`` frames in rows of ``columns``, each scaled to ``height``."""
+def contact_sheet(
+    videos: list[Path],
+    out: Path,
+    count: int = 8,
+    height: int = 240,
+    columns: int = 4,
+    times: list[list[float]] | None = None,
+) -> Path:
+    """One block per video, ``count`` frames (or those at ``times[n]`` for video n) in rows of
+    ``columns``, each scaled to ``height``."""
     from PIL import Image
 
     tiles = []  # one row of tiles per line of the sheet
-    for video in videos:
-        images = [i.resize((round(i.width * height / i.height), height)) for i in frames_at(video, count)]
+    for number, video in enumerate(videos):
+        shown = frames_at(video, count, times[number] if times else None)
+        images = [i.resize((round(i.width * height / i.height), height)) for i in shown]
         tiles += [images[start : start + columns] for start in range(0, len(images), columns)]
     gap = 6
     width = max(sum(image.width + gap for image in row) for row in tiles)

@@ -1,14 +1,20 @@
 """Render speed and memory: ragreel's renderer against ffmpeg's concat demuxer on the same frames.
 
     .venv/bin/python bench/render_bench.py            # 60 s 1280x720, 2 repeats, RSS at 60 s and 300 s
+    .venv/bin/python bench/render_bench.py --sheets bench/results   # and contact sheets per aspect
 
-It renders a synthetic 60 s English answer (a WAV of tones with 12 timed sentences) through
-``render_video``, then renders the very same pre-drawn frames (saved as PNGs beforehand,
-untimed) with ``ffmpeg -f concat`` and the same encoder settings, and prints the time ratio
-(target: at most 1.2). For reference it also times moviepy's plain ``write_videofile`` with
-cached RGB frames, the approach the renderer does not use. Runs alternate so machine load
-hits both sides alike. Peak RSS of a whole render (Python and ffmpeg separately) is
-measured in fresh subprocesses for a 60 s and a 300 s video.
+It renders a synthetic 60 s English answer (a WAV of tones with 12 timed sentences) as slides
+through ``render_video``: four scenes quoting the sample knowledge base, one as its PDF page
+region, two with a picture zooming, every word lit as it is said. Then it renders the very same
+distinct frames (drawn and saved as PNGs beforehand, untimed) with ``ffmpeg -f concat`` and the
+same encoder settings, and prints the time ratio (target: at most 1.5 with motion), and the
+same render with the pictures held still, which is what the motion costs. For reference it also
+times moviepy's plain ``write_videofile`` with cached RGB frames, the approach the renderer does
+not use. Runs alternate so machine load hits both sides alike. Peak RSS of a whole render
+(Python and ffmpeg separately) is measured in fresh subprocesses for a 60 s and a 300 s video.
+
+``--sheets FOLDER`` also renders an English and a Chinese sample in every aspect and writes one
+contact sheet per aspect (``contact-<aspect>.png``): a frame from the middle of every scene.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ragreel.schemas import Narration, Source, TimedSentence  # noqa: E402
+from ragreel.schemas import Narration, Slide, Source, TimedSentence  # noqa: E402
 from ragreel.settings import get_settings  # noqa: E402
 
 SENTENCES = [
@@ -53,20 +59,95 @@ SOURCES = [
 ]
 QUESTION = "How should I store and brew green tea so that it keeps its flavour?"
 
+KB = ROOT / "data" / "kb"
+RAIL_PDF = KB / "high-speed-rail.pdf"
+ALTITUDE = KB / "tea" / "high-mountain-altitude.png"
+# Sample answers from the sample knowledge base: per scene, its three sentences and its slide.
+SAMPLES = {
+    "en": (
+        "How many stations does Taiwan High Speed Rail have, and how fast is it?",
+        [
+            (["The Taiwan High Speed Rail has 12 stations.", "They run from Nangang in Taipei to Zuoying.",
+              "Many of them connect to the MRT."],
+             dict(key_point="12 stations", page=1, picture="rail-figure",
+                  quote="The line has 12 stations: Nangang, Taipei, Banqiao, Taoyuan, Hsinchu, Miaoli, Taichung, "
+                        "Changhua, Yunlin, Chiayi, Tainan and Zuoying.", quote_title="Taiwan High Speed Rail")),
+            (["Trains run at up to 300 kilometres per hour.", "The fastest reach Zuoying in under two hours.",
+              "The old railway takes more than four hours."],
+             dict(key_point="Up to 300 km/h", page=1, quote="Trains run at up to 300 kilometres per hour.",
+                  quote_title="Taiwan High Speed Rail")),
+            (["High mountain oolong grows above a thousand metres.", "Cool nights slow the tea plants down.",
+              "The leaves grow thick and sweet."],
+             dict(key_point="Above 1,000 m", picture=str(ALTITUDE), picture_caption="高山茶與海拔",
+                  quote="Oolong grown in gardens above 1,000 metres is called high mountain tea.",
+                  quote_title="High mountain oolong", after="Lishan gardens reach 2,000 metres.")),
+            (["Brew it with water at 90 to 95 degrees.", "Use about five grams for 150 millilitres.",
+              "Good leaves give five to seven infusions."],
+             dict(key_point="90 to 95 °C", quote="Lightly oxidised oolongs brew best at 90 to 95 degrees Celsius;",
+                  quote_title="Brewing Oolong Tea at Home", quote_heading="Water",
+                  before="Use fresh, soft water.")),
+        ],
+    ),
+    "zh": (
+        "高山烏龍茶要種在多高的地方？",
+        [
+            (["高山茶生長在海拔一千公尺以上的茶園。", "梨山茶園的海拔可達兩千公尺以上。", "產量少，價格也最高。"],
+             dict(key_point="海拔一千公尺以上", picture=str(ALTITUDE), picture_caption="高山茶與海拔",
+                  quote="一般來說，生長在海拔一千公尺以上茶園的烏龍茶，才稱為高山茶。", quote_title="台灣高山烏龍茶")),
+            (["高山地區日夜溫差大。", "午後常有雲霧籠罩。", "茶樹生長緩慢，葉片肥厚。"],
+             dict(key_point="日夜溫差大", quote="高山地區日夜溫差大，午後常有雲霧籠罩，茶樹生長緩慢，葉片肥厚。",
+                  quote_title="台灣高山烏龍茶", quote_heading="產地與氣候")),
+            (["沖泡要用九十到九十五度的熱水。", "每一百五十毫升放五公克茶葉。", "好茶可以回沖五到七次。"],
+             dict(key_point="九十到九十五度", quote="建議使用攝氏九十到九十五度的熱水。",
+                  quote_title="台灣高山烏龍茶", quote_heading="沖泡方法", after="每一百五十毫升的水，放入約五公克的茶葉。")),
+        ],
+    ),
+}  # fmt: skip
 
-def synthetic_narration(folder: Path, seconds: float, sample_rate: int = 24000) -> Narration:
-    """A mono WAV of ``seconds`` with tones per sentence and short pauses, and its timeline."""
+
+def sample_slides(folder: Path, language: str) -> tuple[str, list[str], list[Slide]]:
+    """A sample answer's question, sentences and slides; the PDF's figure saved into ``folder``."""
+    from ragreel.kb.loaders import load_document
+
+    figure = folder / "rail-figure.png"
+    if not figure.exists():
+        figure.write_bytes(load_document(RAIL_PDF).sections[0].pictures[0].data)
+    question, scenes = SAMPLES[language]
+    sentences, slides = [], []
+    for texts, fields in scenes:
+        fields = dict(fields)
+        if fields.get("picture") == "rail-figure":
+            fields["picture"] = str(figure)
+        if fields.get("page"):
+            fields["page_pdf"] = str(RAIL_PDF)
+        sentences += texts
+        slides.append(Slide(narration=" ".join(texts), **fields))
+    return question, sentences, slides
+
+
+def synthetic_narration(
+    folder: Path,
+    seconds: float,
+    sample_rate: int = 24000,
+    sentences: list[str] = SENTENCES,
+    language: str = "en",
+) -> Narration:
+    """A mono WAV of ``seconds`` with tones per sentence and short pauses, and its timeline (words
+    timed by their length, as the fallback timing does)."""
     import numpy as np
 
-    texts = [SENTENCES[i % len(SENTENCES)] for i in range(max(1, round(len(SENTENCES) * seconds / 60)))]
+    from ragreel.speech.words import even_words
+
+    texts = [sentences[i % len(sentences)] for i in range(max(1, round(len(sentences) * seconds / 60)))]
     pause = 0.35
     speech = (seconds - pause * len(texts)) / len(texts)
-    sentences, chunks, clock = [], [], 0.0
+    timed, chunks, clock = [], [], 0.0
     for number, text in enumerate(texts):
         samples = int(speech * sample_rate)
         tone = np.sin(np.arange(samples) * 2 * np.pi * (180 + 20 * (number % 8)) / sample_rate)
         chunks.append((tone * 5000).astype(np.int16))
-        sentences.append(TimedSentence(text=text, start=clock, end=clock + samples / sample_rate))
+        sentence = TimedSentence(text=text, start=clock, end=clock + samples / sample_rate)
+        timed.append(sentence.model_copy(update={"words": even_words(sentence)}))
         clock += samples / sample_rate
         gap = int(pause * sample_rate)
         chunks.append(np.zeros(gap, dtype=np.int16))
@@ -78,19 +159,19 @@ def synthetic_narration(folder: Path, seconds: float, sample_rate: int = 24000) 
         wav.setframerate(sample_rate)
         wav.writeframes(np.concatenate(chunks).tobytes())
     return Narration(
-        wav_path=str(path), sample_rate=sample_rate, duration=clock, language="en", voice="bench:tones",
-        sentences=sentences,
+        wav_path=str(path), sample_rate=sample_rate, duration=clock, language=language, voice="bench:tones",
+        sentences=timed,
     )  # fmt: skip
 
 
-def plan(narration: Narration, settings):
+def plan(narration: Narration, settings, slides: list[Slide], question: str = QUESTION):
     """The same stills, frame counts and audio ``render_video`` uses (through its own modules)."""
     import math
 
     from ragreel.video.encode import probe_audio
     from ragreel.video.fonts import find_font
     from ragreel.video.frames import plan_stills
-    from ragreel.video.layout import Typesetter, build_pages, geometry_for
+    from ragreel.video.layout import Typesetter, build_pages, geometry_for, slide_subtitle_lines
 
     geometry = geometry_for(settings.aspect)
     typesetter = Typesetter(find_font(settings))
@@ -98,22 +179,25 @@ def plan(narration: Narration, settings):
     fps = settings.fps
     pages = build_pages(
         narration.sentences, typesetter.measure("subtitle", geometry.subtitle_px), geometry.text_width,
-        geometry.subtitle_lines,
+        slide_subtitle_lines(geometry) if slides else geometry.subtitle_lines,
     )  # fmt: skip
     title_frames = round(settings.title_seconds * fps)
     stills = plan_stills(
-        question=QUESTION, pages=pages, sources=SOURCES, language="en", typesetter=typesetter,
+        question=question, pages=pages, sources=SOURCES, language=narration.language, typesetter=typesetter,
         geometry=geometry, fps=fps, title_frames=title_frames,
         answer_frames=math.ceil(audio.duration * fps - 1e-6), closing_frames=round(settings.sources_seconds * fps),
+        slides=slides,
     )  # fmt: skip
     return geometry, audio, stills, title_frames / fps
 
 
-def concat_baseline(folder: Path, narration: Narration, settings) -> tuple[list[str], Path]:
+def concat_baseline(
+    folder: Path, narration: Narration, settings, slides: list[Slide]
+) -> tuple[list[str], Path]:
     """PNGs of every still and the ffmpeg concat-demuxer command that renders them."""
     from ragreel.video.encode import audio_output_args, ffmpeg_exe, video_output_args
 
-    geometry, audio, stills, title_offset = plan(narration, settings)
+    geometry, audio, stills, title_offset = plan(narration, settings, slides)
     fps = settings.fps
     listing = []
     for number, still in enumerate(stills):
@@ -135,7 +219,7 @@ def concat_baseline(folder: Path, narration: Narration, settings) -> tuple[list[
     return command, out
 
 
-def moviepy_rgb_reference(folder: Path, narration: Narration, settings) -> float:
+def moviepy_rgb_reference(folder: Path, narration: Narration, settings, slides: list[Slide]) -> float:
     """moviepy's own write_videofile over cached RGB frames: what the renderer avoids."""
     import bisect
 
@@ -144,7 +228,7 @@ def moviepy_rgb_reference(folder: Path, narration: Narration, settings) -> float
 
     from ragreel.video.encode import audio_output_args
 
-    geometry, audio, stills, title_offset = plan(narration, settings)
+    geometry, audio, stills, title_offset = plan(narration, settings, slides)
     fps = settings.fps
     frames = [np.asarray(still.draw().convert("RGB")) for still in stills]
     ends = [still.end for still in stills]
@@ -177,12 +261,64 @@ def timed(action) -> tuple[float, float]:
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
-def timed_render(narration: Narration, folder: Path, settings) -> tuple[float, float]:
+def timed_render(
+    narration: Narration, folder: Path, settings, slides: list[Slide], *, motion: bool = True
+) -> tuple[float, float]:
+    from ragreel.video import encode
     from tasks.render import render_video
 
-    return timed(
-        lambda: render_video(narration, QUESTION, SOURCES, folder, "en", stem="bench", settings=settings)
-    )
+    step = encode.MOTION_STEP
+    encode.MOTION_STEP = step if motion else 10**9  # held still: drawn once per still
+    try:
+        return timed(
+            lambda: render_video(
+                narration,
+                QUESTION,
+                SOURCES,
+                folder,
+                narration.language,
+                stem="bench",
+                settings=settings,
+                slides=slides,
+            )  # fmt: skip
+        )
+    finally:
+        encode.MOTION_STEP = step
+
+
+def contact_sheets(folder: Path, out: Path) -> list[Path]:
+    """Render the English and the Chinese sample in each aspect; a sheet per aspect with a frame
+    from the middle of every scene."""
+    from bench.contact_sheet import contact_sheet
+    from ragreel.video.layout import scenes_of_pages
+    from tasks.render import render_video
+
+    out.mkdir(parents=True, exist_ok=True)
+    sheets = []
+    for aspect in ("landscape", "portrait", "square"):
+        settings = get_settings(aspect=aspect, fps=30)
+        videos, times = [], []
+        for language in ("en", "zh"):
+            question, sentences, slides = sample_slides(folder, language)
+            narration = synthetic_narration(
+                folder, 4.0 * len(sentences), sentences=sentences, language=language
+            )
+            result = render_video(narration, question, SOURCES, folder / f"{aspect}-{language}", language,
+                                  settings=settings, slides=slides)  # fmt: skip
+            scene_of = scenes_of_pages([s.text for s in narration.sentences], [s.narration for s in slides])
+            middles = []
+            for scene in range(len(slides)):
+                spans = [s for s, n in zip(narration.sentences, scene_of, strict=True) if n == scene]
+                middles.append(settings.title_seconds + (spans[0].start + spans[-1].end) / 2)
+            videos.append(Path(result.mp4_path))
+            times.append(
+                [settings.title_seconds / 2, *middles, result.duration - settings.sources_seconds / 2]
+            )
+        height = 300 if aspect == "landscape" else 480
+        sheets.append(
+            contact_sheet(videos, out / f"contact-{aspect}.png", height=height, columns=6, times=times)
+        )
+    return sheets
 
 
 def rss_child(seconds: float) -> None:
@@ -190,7 +326,8 @@ def rss_child(seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         narration = synthetic_narration(folder, seconds)
-        elapsed, _ = timed_render(narration, folder / "out", get_settings(aspect="landscape", fps=30))
+        _, _, slides = sample_slides(folder, "en")
+        elapsed, _ = timed_render(narration, folder / "out", get_settings(aspect="landscape", fps=30), slides)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "python_mib": own, "ffmpeg_mib": children, "elapsed": elapsed}))
@@ -206,6 +343,7 @@ def main() -> None:
     parser.add_argument(
         "--skip-moviepy", action="store_true", help="skip the plain write_videofile reference"
     )
+    parser.add_argument("--sheets", type=Path, help="also write contact sheets per aspect into this folder")
     parser.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
@@ -218,35 +356,45 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        narration = synthetic_narration(folder, args.seconds)
-        command, _ = concat_baseline(folder, narration, settings)
-        ours, baseline, ours_cpu, baseline_cpu = [], [], [], []
+        _, sentences, slides = sample_slides(folder, "en")
+        narration = synthetic_narration(folder, args.seconds, sentences=sentences)
+        command, _ = concat_baseline(folder, narration, settings, slides)
+        runs: dict[str, list[tuple[float, float]]] = {"concat": [], "render": [], "still": []}
         for repeat in range(args.repeats):
-            wall, cpu = timed(lambda: subprocess.run(command, check=True))
-            baseline.append(wall)
-            baseline_cpu.append(cpu)
-            wall, cpu = timed_render(narration, folder / f"out{repeat}", settings)
-            ours.append(wall)
-            ours_cpu.append(cpu)
-            print(
-                f"run {repeat + 1}: ffmpeg concat {baseline[-1]:.2f} s ({baseline_cpu[-1]:.2f} s CPU), "
-                f"render_video {ours[-1]:.2f} s ({ours_cpu[-1]:.2f} s CPU)",
-                flush=True,
+            runs["concat"].append(timed(lambda: subprocess.run(command, check=True)))
+            runs["render"].append(timed_render(narration, folder / f"out{repeat}", settings, slides))
+            runs["still"].append(
+                timed_render(narration, folder / f"still{repeat}", settings, slides, motion=False)
             )
-        ratio = statistics.median(o / b for o, b in zip(ours, baseline, strict=True))
-        cpu_ratio = statistics.median(o / b for o, b in zip(ours_cpu, baseline_cpu, strict=True))
+            print(
+                "run {}: ffmpeg concat {:.2f} s ({:.2f} s CPU), render_video {:.2f} s ({:.2f} s CPU), "
+                "pictures held still {:.2f} s".format(repeat + 1, *runs["concat"][-1], *runs["render"][-1],
+                                                       runs["still"][-1][0]),
+                flush=True,
+            )  # fmt: skip
+
+        def ratio(side: str, index: int = 0) -> float:
+            return statistics.median(
+                o[index] / b[index] for o, b in zip(runs[side], runs["concat"], strict=True)
+            )
+
+        median = {side: statistics.median(run[0] for run in values) for side, values in runs.items()}
         print(
-            f"{args.seconds:.0f} s 1280x720@30: render_video {statistics.median(ours):.2f} s, "
-            f"ffmpeg concat of the same frames {statistics.median(baseline):.2f} s: "
-            f"ratio {ratio:.2f}x wall (target <= 1.20), {cpu_ratio:.2f}x CPU time; "
-            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+            f"{args.seconds:.0f} s 1280x720@30 as {len(slides)} slides (a PDF page, pictures zooming, words lit): "
+            f"render_video {median['render']:.2f} s, ffmpeg concat of its distinct frames {median['concat']:.2f} s: "
+            f"ratio {ratio('render'):.2f}x wall (target <= 1.50), {ratio('render', 1):.2f}x CPU time; "
+            f"with the pictures held still {ratio('still'):.2f}x, so the motion costs "
+            f"{median['render'] - median['still']:.2f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
         if not args.skip_moviepy:
-            reference = moviepy_rgb_reference(folder, narration, settings)  # wall seconds
+            reference = moviepy_rgb_reference(folder, narration, settings, slides)  # wall seconds
             print(
                 f"reference: moviepy write_videofile with cached RGB frames {reference:.2f} s, "
-                f"{reference / statistics.median(baseline):.2f}x the concat baseline"
+                f"{reference / median['concat']:.2f}x the concat baseline"
             )
+        if args.sheets:
+            for sheet in contact_sheets(folder, args.sheets):
+                print(f"contact sheet: {sheet}")
     if not args.skip_rss:
         for seconds in (60.0, 300.0):
             result = subprocess.run(

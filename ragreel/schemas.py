@@ -306,6 +306,16 @@ class TimedSentence(BaseModel):
         description="The sentence's words in order, timed from the audio; joined they are its text.",
     )
 
+    def shared(self, weights: list[int]) -> list[tuple[float, float]]:
+        """The sentence's time cut into consecutive spans in proportion to ``weights``."""
+        total, elapsed, spans = max(1, sum(weights)), 0, []
+        span = max(0.0, self.end - self.start)
+        for weight in weights:
+            start = self.start + span * elapsed / total
+            elapsed += weight
+            spans.append((start, self.start + span * elapsed / total))
+        return spans
+
 
 class Narration(BaseModel):
     wav_path: str

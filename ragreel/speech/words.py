@@ -81,14 +81,10 @@ def _comparable(text: str) -> str:
 def even_words(sentence: TimedSentence) -> list[TimedWord]:
     """The sentence's words sharing its time in proportion to their length."""
     units = word_units(sentence.text)
-    weights = [max(1, len(_comparable(unit))) for unit in units]
-    total, elapsed, words = sum(weights), 0, []
-    span = max(0.0, sentence.end - sentence.start)
-    for unit, weight in zip(units, weights, strict=True):
-        start = sentence.start + span * elapsed / total
-        elapsed += weight
-        words.append(TimedWord(text=unit, start=start, end=sentence.start + span * elapsed / total))
-    return words
+    spans = sentence.shared([max(1, len(_comparable(unit))) for unit in units])
+    return [
+        TimedWord(text=unit, start=start, end=end) for unit, (start, end) in zip(units, spans, strict=True)
+    ]
 
 
 def place_words(sentence: TimedSentence, heard: Sequence[tuple[float, float] | None]) -> list[TimedWord]:
@@ -141,16 +137,17 @@ def match_heard(
     ``heard`` is Whisper's words as (text, start, end); a heard word's time is shared among its
     characters, so a number Whisper splits ("1" ",000") still lines up with one unit "1,000".
     """
-    ours: list[int] = []  # unit index of each comparable character of our text
-    for number, unit in enumerate(units):
-        ours += [number] * len(_comparable(unit))
-    our_text = "".join(_comparable(unit) for unit in units)
+    comparable = [_comparable(unit) for unit in units]
+    ours = [number for number, chars in enumerate(comparable) for _ in chars]  # unit of each character
+    our_text = "".join(comparable)
     their_times: list[tuple[float, float]] = []
+    their_chars: list[str] = []
     for text, start, end in heard:
         chars = _comparable(text)
         step = (end - start) / max(1, len(chars))
         their_times += [(start + step * i, start + step * (i + 1)) for i in range(len(chars))]
-    their_text = "".join(_comparable(text) for text, _, _ in heard)
+        their_chars.append(chars)
+    their_text = "".join(their_chars)
     spans: list[tuple[float, float] | None] = [None] * len(units)
     matcher = difflib.SequenceMatcher(None, our_text, their_text, autojunk=False)
     for block in matcher.get_matching_blocks():

@@ -829,13 +829,7 @@ def build_pages(
             pages += _pages_of_words(groups, sentence, number)
             continue
         weights = [max(1, sum(len(line.replace(" ", "")) for line in group)) for group in groups]
-        total = sum(weights)
-        span = max(0.0, sentence.end - sentence.start)
-        elapsed = 0
-        for group, weight in zip(groups, weights, strict=True):
-            start = sentence.start + span * elapsed / total
-            elapsed += weight
-            end = sentence.start + span * elapsed / total
+        for group, (start, end) in zip(groups, sentence.shared(weights), strict=True):
             pages.append(SubtitlePage(tuple(group), start, end, number))
     return pages
 
