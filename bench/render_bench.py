@@ -5,7 +5,8 @@
 
 It renders a synthetic 60 s English answer (a WAV of tones with 12 timed sentences) as slides
 through ``render_video``: four scenes quoting the sample knowledge base, one as its PDF page
-region, two with a picture zooming, every word lit as it is said. Then it renders the very same
+region (with the PDF's figure beside it where there is room), one with a picture zooming, every
+word lit as it is said. Then it renders the very same
 distinct frames (drawn and saved as PNGs beforehand, untimed) with ``ffmpeg -f concat`` and the
 same encoder settings, and prints the time ratio (target: at most 1.5 with motion), and the
 same render with the pictures held still, which is what the motion costs. For reference it also
@@ -62,6 +63,7 @@ QUESTION = "How should I store and brew green tea so that it keeps its flavour?"
 KB = ROOT / "data" / "kb"
 RAIL_PDF = KB / "high-speed-rail.pdf"
 ALTITUDE = KB / "tea" / "high-mountain-altitude.png"
+TEMPERATURE = KB / "tea" / "oolong-water-temperature.png"
 # Sample answers from the sample knowledge base: per scene, its three sentences and its slide.
 SAMPLES = {
     "en": (
@@ -76,14 +78,15 @@ SAMPLES = {
               "The old railway takes more than four hours."],
              dict(key_point="Up to 300 km/h", page=1, quote="Trains run at up to 300 kilometres per hour.",
                   quote_title="Taiwan High Speed Rail")),
-            (["High mountain oolong grows above a thousand metres.", "Cool nights slow the tea plants down.",
-              "The leaves grow thick and sweet."],
-             dict(key_point="Above 1,000 m", picture=str(ALTITUDE), picture_caption="高山茶與海拔",
-                  quote="Oolong grown in gardens above 1,000 metres is called high mountain tea.",
-                  quote_title="High mountain oolong", after="Lishan gardens reach 2,000 metres.")),
-            (["Brew it with water at 90 to 95 degrees.", "Use about five grams for 150 millilitres.",
-              "Good leaves give five to seven infusions."],
-             dict(key_point="90 to 95 °C", quote="Lightly oxidised oolongs brew best at 90 to 95 degrees Celsius;",
+            (["Oolong leaves are partly oxidised.", "Usually somewhere between 15 and 70 percent.",
+              "Light ones taste floral, roasted ones of honey."],
+             dict(key_point="15 to 70 percent oxidised",
+                  quote="Oolong sits between green and black tea: the leaves are partly oxidised, usually "
+                        "somewhere between 15 and 70 percent.", quote_title="Brewing Oolong Tea at Home")),
+            (["Brew it with water at 90 to 95 degrees.", "Dark, roasted oolongs can take boiling water.",
+              "Hard water dulls the aroma."],
+             dict(key_point="90 to 95 °C", picture=str(TEMPERATURE), picture_caption="Water temperature for oolong",
+                  quote="Lightly oxidised oolongs brew best at 90 to 95 degrees Celsius;",
                   quote_title="Brewing Oolong Tea at Home", quote_heading="Water",
                   before="Use fresh, soft water.")),
         ],
@@ -103,6 +106,16 @@ SAMPLES = {
         ],
     ),
 }  # fmt: skip
+
+
+SAMPLE_SOURCES = {
+    "en": [
+        Source(title="Taiwan High Speed Rail", source="high-speed-rail.pdf"),
+        Source(title="台灣高山烏龍茶", source="tea/high-mountain-oolong.md"),
+        Source(title="Brewing Oolong Tea at Home", source="tea/brewing-guide.md"),
+    ],
+    "zh": [Source(title="台灣高山烏龍茶", source="tea/high-mountain-oolong.md")],
+}
 
 
 def sample_slides(folder: Path, language: str) -> tuple[str, list[str], list[Slide]]:
@@ -300,11 +313,10 @@ def contact_sheets(folder: Path, out: Path) -> list[Path]:
         videos, times = [], []
         for language in ("en", "zh"):
             question, sentences, slides = sample_slides(folder, language)
-            narration = synthetic_narration(
-                folder, 4.0 * len(sentences), sentences=sentences, language=language
-            )
-            result = render_video(narration, question, SOURCES, folder / f"{aspect}-{language}", language,
-                                  settings=settings, slides=slides)  # fmt: skip
+            # A minute holds each sentence once (the synthetic narration fills it with the list).
+            narration = synthetic_narration(folder, 60.0, sentences=sentences, language=language)
+            result = render_video(narration, question, SAMPLE_SOURCES[language], folder / f"{aspect}-{language}",
+                                  language, settings=settings, slides=slides)  # fmt: skip
             scene_of = scenes_of_pages([s.text for s in narration.sentences], [s.narration for s in slides])
             middles = []
             for scene in range(len(slides)):

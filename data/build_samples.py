@@ -50,6 +50,27 @@ def altitude_figure(path: Path) -> None:
     image.save(path, optimize=True)
 
 
+def temperature_figure(path: Path) -> None:
+    """Lightly oxidised oolongs at 90 to 95 °C, dark roasted ones up to boiling (brewing-guide.md)."""
+    width, height = 1200, 720
+    image = Image.new("RGB", (width, height), PAPER)
+    draw = ImageDraw.Draw(image)
+    bottom, scale = 640, 4.4  # y of 0 °C, pixels per degree
+    label, small = _font(36, "Bold"), _font(30)
+    draw.text((40, 30), "Water temperature for oolong", font=_font(46, "Bold"), fill=INK)
+    for index, (name, low, high, color) in enumerate(
+        [("Lightly oxidised", 90, 95, (120, 170, 90)), ("Dark, roasted", 95, 100, (150, 90, 40))]
+    ):
+        x = 200 + index * 450
+        draw.rectangle([x, bottom - high * scale, x + 260, bottom], fill=color)
+        draw.rectangle([x, bottom - high * scale, x + 260, bottom - low * scale], fill=ACCENT)
+        draw.text((x + 130, bottom - high * scale - 12), f"{low}-{high} °C" if high < 100 else "up to boiling",
+                  font=label, fill=INK, anchor="md")  # fmt: skip
+        draw.text((x + 130, bottom + 20), name, font=small, fill=INK, anchor="ma")
+    draw.line([(120, bottom), (width - 80, bottom)], fill=MUTED, width=3)
+    image.save(path, optimize=True)
+
+
 STATIONS = ["Nangang", "Taipei", "Banqiao", "Taoyuan", "Hsinchu", "Miaoli",
             "Taichung", "Changhua", "Yunlin", "Chiayi", "Tainan", "Zuoying"]  # fmt: skip
 
@@ -127,6 +148,7 @@ def rail_pdf(path: Path, figure: Path) -> None:
 
 def main() -> None:
     altitude_figure(KB / "tea" / "high-mountain-altitude.png")
+    temperature_figure(KB / "tea" / "oolong-water-temperature.png")
     route = Path("/tmp/ragreel-rail-route.png")
     route_figure(route)
     rail_pdf(KB / "high-speed-rail.pdf", route)

@@ -54,8 +54,10 @@ def test_markdown_pictures_are_found_beside_the_document_and_placed_in_the_text(
     assert [(p.caption, p.path) for p in section.pictures] == [
         ("A chart of temperatures", tmp_path / "chart.png")
     ]
-    # It stands after the first paragraph (and its alt text), before the second.
-    assert section.text[: section.pictures[0].offset].endswith("A chart of temperatures")
+    # It stands after the first paragraph, before the second; alone in its paragraph, its alt text
+    # is its caption, not text of the document.
+    assert section.text[: section.pictures[0].offset].endswith("First paragraph.")
+    assert "A chart" not in section.text
 
 
 def test_html_pictures_take_their_figure_caption(tmp_path):

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Changes whenever a loader reads the same file into different text; part of the knowledge
 # base's pipeline, so the next ingest rereads every file.
-LOADERS_VERSION = "2-pdf-unwrapped-pictures"
+LOADERS_VERSION = "3-pdf-unwrapped-pictures-captions"
 
 SUPPORTED_SUFFIXES = {
     ".md": "markdown",
@@ -162,10 +162,15 @@ def _load_markdown(data: bytes, path: Path) -> Document:
         if token.type == "heading_open":
             builder.heading(int(token.tag[1]), inline_text(tokens[index + 1]).strip())
         elif token.type == "inline" and tokens[index - 1].type != "heading_open":
-            builder.block(inline_text(token).strip())
-            for child in token.children or []:
-                if child.type == "image":
-                    builder.picture(path, str(child.attrGet("src") or ""), child.content)
+            children = token.children or []
+            images = [child for child in children if child.type == "image"]
+            # A paragraph of pictures alone has no text of its own: its alt text is their caption.
+            if not images or any(
+                c.type != "image" and (c.type != "text" or c.content.strip()) for c in children
+            ):
+                builder.block(inline_text(token).strip())
+            for image in images:
+                builder.picture(path, str(image.attrGet("src") or ""), image.content)
         elif token.type in ("fence", "code_block"):
             builder.block(token.content.strip())
     return builder.document(path)

@@ -513,7 +513,8 @@ def layout_slide(
     if slide.page_pdf:
         page_label = labels(language)["page"].format(slide.page)
         attribution = f"{attribution} · {page_label}" if attribution else page_label
-        media = [_framed("page", evidence, attribution, typesetter, attribution_px, quote_px)]
+        media = [_framed("page", _page_box(evidence, attribution_px, quote_px), attribution, typesetter,
+                         attribution_px, quote_px)]  # fmt: skip
         quote_lines, quote_rules, quote_panels = [], [], [media[0].panel]
     else:
         media = []
@@ -529,6 +530,16 @@ def layout_slide(
         tuple(quote_panels),
         tuple(media),
     )
+
+
+def _page_box(box: tuple[int, int, int, int], caption_px: int, padding: int) -> tuple[int, int, int, int]:
+    """``box`` cut to the height a PDF page region of its width takes (see ``MAX_TALL``), centred."""
+    from ragreel.video.pdf_page import MAX_TALL
+
+    left, top, right, bottom = box
+    height = min(bottom - top, round((right - left - padding) * MAX_TALL) + line_pitch(caption_px) + padding)
+    top += (bottom - top - height) // 2
+    return left, top, right, top + height
 
 
 def _split_for_picture(box: tuple[int, int, int, int], gap: int):

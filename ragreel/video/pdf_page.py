@@ -15,6 +15,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PAGE_PAPER = (255, 255, 255)
+# A region at most this tall for its width: in a tall panel a taller one would shrink the page's
+# text to fit in more of the page, instead of showing the lines around the quote legibly.
+MAX_TALL = 0.55
 
 
 def _comparable(char: str) -> str:
@@ -35,6 +38,13 @@ def _find(textpage, quote: str) -> tuple[int, int] | None:
     if at < 0:
         return None
     return kept[at][1], kept[at + len(wanted) - 1][1]
+
+
+def _text_column(textpage) -> tuple[float, float]:
+    """Left and right edge of the page's text, in PDF units."""
+    boxes = [textpage.get_charbox(i) for i in range(textpage.count_chars())]
+    boxes = [box for box in boxes if box[2] > box[0]]  # generated spaces and line ends have none
+    return min(box[0] for box in boxes), max(box[2] for box in boxes)
 
 
 def quote_on_page(pdf_path: Path, page_number: int, quote: str) -> bool:
@@ -80,12 +90,15 @@ def quote_region(
         first, last = span
         rects = [textpage.get_rect(i) for i in range(textpage.count_rects(first, last - first + 1))]
         page_width, page_height = page.get_size()
-        # The region: as wide as the quote's lines, as tall as the slide's panel shape allows,
-        # centred on the quote (PDF units: origin bottom left).
-        left = max(0.0, min(r[0] for r in rects) - page_width * 0.02)
-        right = min(page_width, max(r[2] for r in rects) + page_width * 0.02)
+        # The region: as wide as the page's text (whole lines read better than a zoom into a few
+        # words), as tall as the slide's panel shape allows, centred on the quote (PDF units:
+        # origin bottom left).
+        column_left, column_right = _text_column(textpage)
+        left = max(0.0, min(column_left, *(r[0] for r in rects)) - page_width * 0.02)
+        right = min(page_width, max(column_right, *(r[2] for r in rects)) + page_width * 0.02)
         quote_bottom, quote_top = min(r[1] for r in rects), max(r[3] for r in rects)
-        region_height = max((right - left) * height / width, quote_top - quote_bottom + 24)
+        shape = min(height / width, MAX_TALL)
+        region_height = max((right - left) * shape, quote_top - quote_bottom + 24)
         middle = (quote_bottom + quote_top) / 2
         bottom = min(max(0.0, middle - region_height / 2), max(0.0, page_height - region_height))
         top = min(page_height, bottom + region_height)
