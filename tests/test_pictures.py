@@ -184,15 +184,15 @@ def typesetter():
 def _slide(tmp_path: Path, **update):
     from ragreel.schemas import Slide
 
-    return Slide(
+    fields = dict(
         key_point="Twelve stations",
         narration="The line has 12 stations.",
         quote="The line has 12 stations from Nangang to Zuoying.",
         quote_title="Rail Handbook",
         picture=str(_figure(tmp_path / "figure.png")),
         picture_caption="The route",
-        **update,
     )
+    return Slide(**{**fields, **update})
 
 
 def _inside(inner, outer) -> bool:
@@ -296,3 +296,40 @@ def difference(first, second) -> float:
     import numpy as np
 
     return float(np.abs(np.asarray(first, dtype=np.int16) - np.asarray(second, dtype=np.int16)).mean())
+
+
+def test_in_the_video_the_picture_moves_the_page_region_is_marked_and_the_rest_stands_still(
+    tmp_path, typesetter
+):
+    import numpy as np
+
+    from ragreel.video.layout import geometry_for, layout_slide
+    from tasks.render import render_video
+    from tests.test_render import SOURCES, decode_frames, make_narration
+
+    texts = ["The line has 12 stations.", "Trains run at up to 300 kilometres per hour."]
+    narration = make_narration(tmp_path, texts, seconds=2.0)
+    pdf = _pdf_with_figure(tmp_path / "rail.pdf", _figure(tmp_path / "figure.png"))
+    picture_slide = _slide(tmp_path, narration=texts[0])
+    page_slide = _slide(tmp_path, narration=texts[1], picture="", page_pdf=str(pdf), page=2,
+                        quote="Trains run at up to 300 kilometres per hour")  # fmt: skip
+    settings = Settings(aspect="landscape", fps=10, title_seconds=1.0, sources_seconds=1.0)
+    result = render_video(narration, "Q?", SOURCES, tmp_path / "out", "en", settings=settings,
+                          slides=[picture_slide, page_slide])  # fmt: skip
+    first = narration.sentences[0]
+    early, late, page = decode_frames(
+        Path(result.mp4_path),
+        [1.0 + first.start + 0.3, 1.0 + first.end - 0.1, 1.0 + narration.sentences[1].end - 0.2],
+    )
+    geometry = geometry_for("landscape")
+    card = layout_slide(picture_slide, ["x"], typesetter, geometry, "en", (1, 2))
+    left, top, right, bottom = next(m.box for m in card.media if m.kind == "picture")
+    changed = np.abs(early.astype(int) - late.astype(int)).max(axis=2) > 40
+    assert changed[top:bottom, left:right].mean() > 0.01  # the picture zoomed
+    changed[top:bottom, left:right] = False
+    band = min(line.y for line in card.lines if line.role == "subtitle")
+    assert not changed[: band - 10].any()  # above the subtitles nothing else moved
+    (box,) = [m.box for m in layout_slide(page_slide, ["x"], typesetter, geometry, "en", (2, 2)).media]
+    region = page[box[1] : box[3], box[0] : box[2]].astype(int)
+    marked = (np.abs(region - np.array(MARKER)).max(axis=2) < 30).mean()
+    assert 0.01 < marked < 0.5  # the quote's lines marked on the page
