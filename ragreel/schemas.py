@@ -240,7 +240,15 @@ class Picture(BaseModel):
     height: int
 
 
-class Passage(BaseModel):
+class SourceMedia(BaseModel):
+    """What a passage can show on a slide besides its text: its PDF page and its pictures."""
+
+    page: int = Field(0, description="1-based page of a PDF source; 0 for other documents.")
+    pdf: str = Field("", description="A PDF source's copy inside the knowledge-base folder, for its page.")
+    pictures: list[Picture] = Field(default_factory=list, description="Pictures the passage's text shows.")
+
+
+class Passage(SourceMedia):
     """One retrieved chunk of the knowledge base."""
 
     chunk_id: str
@@ -249,9 +257,6 @@ class Passage(BaseModel):
     heading: str = Field("", description="Heading path inside the document, e.g. 'Brewing > Water'.")
     text: str
     language: Language
-    page: int = Field(0, description="1-based page of a PDF source; 0 for other documents.")
-    pdf: str = Field("", description="A PDF source's copy inside the knowledge-base folder, for its page.")
-    pictures: list[Picture] = Field(default_factory=list, description="Pictures the passage's text shows.")
     score: float = Field(description="Fused relevance score; higher is better.")
     similarity: float | None = Field(
         None, description="Cosine between the question's and the passage's vectors (-1..1)."
@@ -259,7 +264,7 @@ class Passage(BaseModel):
     rank: int = Field(description="1-based position in the result list.")
 
 
-class Citation(BaseModel):
+class Citation(SourceMedia):
     """A passage the answer cites as [number]."""
 
     number: int
@@ -267,9 +272,6 @@ class Citation(BaseModel):
     title: str
     heading: str = ""
     text: str
-    page: int = Field(0, description="1-based page of a PDF source; 0 for other documents.")
-    pdf: str = Field("", description="A PDF source's copy inside the knowledge-base folder, for its page.")
-    pictures: list[Picture] = Field(default_factory=list, description="Pictures the passage's text shows.")
 
 
 class Answer(BaseModel):

@@ -32,7 +32,17 @@ from ragreel.llm.evidence import (
 )
 from ragreel.llm.prompt import LengthTarget, not_covered_message, spoken_seconds
 from ragreel.llm.script import parse_script, revision_message, script_messages, script_schema
-from ragreel.schemas import Answer, Citation, Evidence, Language, Passage, Scene, Script, parse_language
+from ragreel.schemas import (
+    Answer,
+    Citation,
+    Evidence,
+    Language,
+    Passage,
+    Scene,
+    Script,
+    SourceMedia,
+    parse_language,
+)
 from ragreel.settings import Settings, get_settings
 from ragreel.text import detect_language
 from tasks.stage import code_version, file_signature, one_line, stage_task
@@ -349,9 +359,7 @@ def _assemble(
             title=passages[p - 1].title,
             heading=passages[p - 1].heading,
             text=passages[p - 1].text,
-            page=passages[p - 1].page,
-            pdf=passages[p - 1].pdf,
-            pictures=passages[p - 1].pictures,
+            **passages[p - 1].model_dump(include=set(SourceMedia.model_fields)),
         )
         for p, n in number.items()
     ]

@@ -164,10 +164,10 @@ def _load_markdown(data: bytes, path: Path) -> Document:
         elif token.type == "inline" and tokens[index - 1].type != "heading_open":
             children = token.children or []
             images = [child for child in children if child.type == "image"]
-            # A paragraph of pictures alone has no text of its own: its alt text is their caption.
-            if not images or any(
-                c.type != "image" and (c.type != "text" or c.content.strip()) for c in children
-            ):
+            pictures_alone = all(
+                c.type == "image" or (c.type == "text" and not c.content.strip()) for c in children
+            )
+            if not (images and pictures_alone):  # a picture's own paragraph: its alt text is its caption
                 builder.block(inline_text(token).strip())
             for image in images:
                 builder.picture(path, str(image.attrGet("src") or ""), image.content)

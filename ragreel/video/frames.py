@@ -159,7 +159,8 @@ class SlideArt:
         return x, y, x + w, y + h
 
     def picture_at(self, box, progress: float):
-        """(image, where) of the picture ``progress`` (0..1) through its zoom, or None."""
+        """(image, top-left corner) of the picture ``progress`` (0..1) through its zoom, fitted in
+        ``box``, or None."""
         from PIL import Image
 
         picture = self._picture
@@ -178,7 +179,7 @@ class SlideArt:
         x0 = (source.width - crop_w) * self.drift
         y0 = (source.height - crop_h) * 0.5
         frame = source.resize((w, h), Image.Resampling.BILINEAR, box=(x0, y0, x0 + crop_w, y0 + crop_h))
-        return frame, where
+        return frame, where[:2]
 
     def page_region(self, box):
         """(image, top-left) of the PDF page region around the quote, fitted in ``box``, or None."""
@@ -205,11 +206,11 @@ def paint_media(image, card: Card, art: SlideArt | None, progress: float = 0.0) 
         if media.kind == "page":
             drawn = art.page_region(media.box)
             if drawn is not None:
-                image.paste(drawn[0], drawn[1])
+                image.paste(*drawn)
         elif media.kind == "picture":
             drawn = art.picture_at(media.box, progress)
             if drawn is not None:
-                image.paste(drawn[0], drawn[1][:2])
+                image.paste(*drawn)
 
 
 def draw_card(
@@ -421,11 +422,7 @@ def plan_stills(
         art = arts[scene_at(number)]
         first, last = scene_frames.get(scene_at(number), (0, 1))
 
-        def animate(frame: int):
-            drawn = art.picture_at(box, (frame - first) / max(1, last - first))
-            return None if drawn is None else (drawn[0], drawn[1][:2])
-
-        return animate
+        return lambda frame: art.picture_at(box, (frame - first) / max(1, last - first))
 
     def draw_page(number: int, lines: tuple[str, ...], spoken: PageWord | None = None):
         card, image = drawn_page(number, lines)

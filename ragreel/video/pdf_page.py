@@ -9,6 +9,7 @@ a damaged PDF) returns None and the slide shows the quote as text instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -47,20 +48,37 @@ def _text_column(textpage) -> tuple[float, float]:
     return min(box[0] for box in boxes), max(box[2] for box in boxes)
 
 
+@contextlib.contextmanager
+def _page(pdf_path: Path, page_number: int):
+    """The page ``page_number`` (1-based) of the PDF and its text, or None when the file cannot be
+    opened or has no such page; the document is closed afterwards."""
+    import pypdfium2
+
+    try:
+        pdf = pypdfium2.PdfDocument(str(pdf_path))
+    except (pypdfium2.PdfiumError, OSError) as exc:
+        log.info("no page region: cannot open %s (%s)", pdf_path, exc)
+        yield None
+        return
+    try:
+        if 1 <= page_number <= len(pdf):
+            page = pdf[page_number - 1]
+            yield page, page.get_textpage()
+        else:
+            yield None
+    finally:
+        pdf.close()
+
+
 def quote_on_page(pdf_path: Path, page_number: int, quote: str) -> bool:
     """Whether ``quote`` can be found on page ``page_number`` (1-based) of the PDF."""
     import pypdfium2
 
     try:
-        pdf = pypdfium2.PdfDocument(str(pdf_path))
-    except (pypdfium2.PdfiumError, OSError):
-        return False
-    try:
-        return 1 <= page_number <= len(pdf) and _find(pdf[page_number - 1].get_textpage(), quote) is not None
+        with _page(pdf_path, page_number) as opened:
+            return opened is not None and _find(opened[1], quote) is not None
     except pypdfium2.PdfiumError:
         return False
-    finally:
-        pdf.close()
 
 
 def quote_region(
@@ -74,46 +92,39 @@ def quote_region(
 
     width, height = size
     try:
-        pdf = pypdfium2.PdfDocument(str(pdf_path))
-    except (pypdfium2.PdfiumError, OSError) as exc:
-        log.info("no page region: cannot open %s (%s)", pdf_path, exc)
-        return None
-    try:
-        if not 1 <= page_number <= len(pdf):
-            return None
-        page = pdf[page_number - 1]
-        textpage = page.get_textpage()
-        span = _find(textpage, quote)
-        if span is None:
-            log.info("no page region: the quote is not on page %d of %s", page_number, pdf_path.name)
-            return None
-        first, last = span
-        rects = [textpage.get_rect(i) for i in range(textpage.count_rects(first, last - first + 1))]
-        page_width, page_height = page.get_size()
-        # The region: as wide as the page's text (whole lines read better than a zoom into a few
-        # words), as tall as the slide's panel shape allows, centred on the quote (PDF units:
-        # origin bottom left).
-        column_left, column_right = _text_column(textpage)
-        left = max(0.0, min(column_left, *(r[0] for r in rects)) - page_width * 0.02)
-        right = min(page_width, max(column_right, *(r[2] for r in rects)) + page_width * 0.02)
-        quote_bottom, quote_top = min(r[1] for r in rects), max(r[3] for r in rects)
-        shape = min(height / width, MAX_TALL)
-        region_height = max((right - left) * shape, quote_top - quote_bottom + 24)
-        middle = (quote_bottom + quote_top) / 2
-        bottom = min(max(0.0, middle - region_height / 2), max(0.0, page_height - region_height))
-        top = min(page_height, bottom + region_height)
-        scale = min(width / (right - left), height / (top - bottom))
-        bitmap = page.render(
-            scale=scale,
-            crop=(left, bottom, page_width - right, page_height - top),
-            fill_color=(*PAGE_PAPER, 255),
-        )
-        region = bitmap.to_pil().convert("RGB")
+        with _page(pdf_path, page_number) as opened:
+            if opened is None:
+                return None
+            page, textpage = opened
+            span = _find(textpage, quote)
+            if span is None:
+                log.info("no page region: the quote is not on page %d of %s", page_number, pdf_path.name)
+                return None
+            first, last = span
+            rects = [textpage.get_rect(i) for i in range(textpage.count_rects(first, last - first + 1))]
+            page_width, page_height = page.get_size()
+            # The region: as wide as the page's text (whole lines read better than a zoom into a
+            # few words), as tall as the slide's panel shape allows, centred on the quote (PDF
+            # units: origin bottom left).
+            column_left, column_right = _text_column(textpage)
+            left = max(0.0, min(column_left, *(r[0] for r in rects)) - page_width * 0.02)
+            right = min(page_width, max(column_right, *(r[2] for r in rects)) + page_width * 0.02)
+            quote_bottom, quote_top = min(r[1] for r in rects), max(r[3] for r in rects)
+            shape = min(height / width, MAX_TALL)
+            region_height = max((right - left) * shape, quote_top - quote_bottom + 24)
+            middle = (quote_bottom + quote_top) / 2
+            bottom = min(max(0.0, middle - region_height / 2), max(0.0, page_height - region_height))
+            top = min(page_height, bottom + region_height)
+            scale = min(width / (right - left), height / (top - bottom))
+            bitmap = page.render(
+                scale=scale,
+                crop=(left, bottom, page_width - right, page_height - top),
+                fill_color=(*PAGE_PAPER, 255),
+            )
+            region = bitmap.to_pil().convert("RGB")
     except pypdfium2.PdfiumError as exc:
         log.info("no page region: %s page %d could not be drawn (%s)", pdf_path.name, page_number, exc)
         return None
-    finally:
-        pdf.close()
     marks = Image.new("RGB", region.size, (255, 255, 255))
     draw = ImageDraw.Draw(marks)
     pad = 0.15 * (quote_top - quote_bottom) / max(1, len(rects))
