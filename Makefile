@@ -21,7 +21,7 @@ endif
 export HF_HUB_OFFLINE = 1
 export DO_NOT_TRACK = 1
 
-.PHONY: install demo test lint bench eval clean
+.PHONY: install demo test lint bench eval clean up down
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -39,6 +39,14 @@ install: $(STAMP)
 
 demo: install
 	$(PY) -m flows.demo
+
+# The whole stack on 127.0.0.1 (Prefect server, pool and deployments, a worker, the API and its web
+# page) under supervisord; it prints the page's URL. `make down` stops all of it.
+up: install
+	bash deployments/up.sh
+
+down:
+	bash deployments/down.sh
 
 # The deployment round trip also runs on PostgreSQL; installing it needs root (apt-get). Without
 # it that one case is skipped, with its reason in pytest's summary.

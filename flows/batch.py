@@ -37,13 +37,17 @@ from flows.generate import generate_video
 from ragreel.cli import run_command
 from ragreel.errors import RagreelError
 from ragreel.prefect_server import temporary_prefect_server
-from ragreel.schemas import Scene, Script, VideoResult
+from ragreel.schemas import GENERATE_DEPLOYMENT, Scene, Script, VideoResult
 from ragreel.settings import get_settings
-from tasks.batch import BatchRow, RowProblem, read_spreadsheet, safe_names, write_manifest
+from tasks.batch import (
+    BatchRow,
+    RowProblem,
+    batch_folder,
+    read_spreadsheet,
+    safe_names,
+    write_manifest,
+)
 from tasks.stage import one_line
-
-GENERATE_DEPLOYMENT = "generate-video/ragreel-generate"
-
 
 INTERRUPTED = "interrupted before it finished; rerun the batch to finish it"
 
@@ -263,7 +267,7 @@ def batch_videos(
     sheet = read_spreadsheet(spreadsheet, settings, sheet=sheet_name)
     for note in sheet.notes:
         logger.warning(note)
-    folder = settings.batches_dir / f"{Path(spreadsheet).stem}-{sheet.content_hash}"
+    folder = batch_folder(spreadsheet, sheet.content_hash, settings)
     names = safe_names(sheet.rows)
     for problem in sheet.problems:
         logger.warning("Skipping %s", problem)

@@ -33,6 +33,7 @@ from ragreel.prefect_server import temporary_prefect_server
 from ragreel.schemas import (
     ASPECTS,
     LANGUAGES,
+    STAGES,
     VOICE_KINDS,
     Answer,
     Aspect,
@@ -48,9 +49,6 @@ from tasks.render import render_stage, slides_for
 from tasks.retrieve import retrieve_stage
 from tasks.speak import speak_stage
 from tasks.stage import StageRun, one_line, short_hash
-
-STAGES = ("retrieve", "generate", "speak", "render")
-
 
 # --- the flow -------------------------------------------------------------------------------
 

@@ -50,3 +50,10 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> Path:
+    """Write bytes to ``path`` atomically; returns the path."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)

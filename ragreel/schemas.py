@@ -27,6 +27,11 @@ THEMES: tuple[Theme, ...] = get_args(Theme)
 MAX_TOP_K = 50
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K)]  # passages retrieved per question
 DEFAULT_MAX_QUESTION_CHARS = 2000
+Stage = Literal["retrieve", "generate", "speak", "render"]  # the generate flow's stages, in order
+STAGES: tuple[Stage, ...] = get_args(Stage)
+# The deployments prefect.yaml declares (flow name/deployment name), which the batch and the API run.
+GENERATE_DEPLOYMENT = "generate-video/ragreel-generate"
+BATCH_DEPLOYMENT = "batch-videos/ragreel-batch"
 
 
 def parse_language(tag: str, stage: str = "ragreel") -> Language:

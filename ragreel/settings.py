@@ -129,6 +129,21 @@ class Settings(BaseSettings):
         "an fsspec URL such as s3://bucket/ragreel, or a Prefect storage block slug such as s3-bucket/results.",
     )
 
+    # --- HTTP API ------------------------------------------------------------------------------
+    work_pool: str = Field("ragreel", description="Work pool whose workers run the API's jobs.")
+    api_host: str = Field(
+        "127.0.0.1", description="Address the API listens on; beyond 127.0.0.1 it needs RAGREEL_API_TOKEN."
+    )
+    api_port: int = Field(8000, ge=1, le=65535, description="Port of the API and its web page.")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token every API request must carry (required off 127.0.0.1)."
+    )
+    api_max_active_jobs: int = Field(
+        4, ge=1, description="Unfinished jobs one client may have queued or running (then 429)."
+    )
+    api_max_upload_mb: float = Field(2.0, gt=0, description="Largest spreadsheet (or request) accepted.")
+    api_max_batch_rows: int = Field(200, ge=1, description="Most rows one uploaded batch may have.")
+
     def relevance_floor(self, language: str) -> float:
         """RAGREEL_MIN_RELEVANCE, or the embedding model's measured value for ``language`` when unset."""
         from ragreel.kb.embedding import default_min_relevance

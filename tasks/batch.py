@@ -167,11 +167,21 @@ def read_spreadsheet(
     rows, problems = _validate(frame, settings)
     return Spreadsheet(
         path=str(path),
-        content_hash=hashlib.sha256(path.read_bytes()).hexdigest()[:12],
+        content_hash=file_hash(path),
         rows=rows,
         problems=problems,
         notes=notes,
     )
+
+
+def batch_folder(spreadsheet: str | Path, content_hash: str, settings: Settings) -> Path:
+    """RAGREEL_HOME/batches/<sheet name>-<content hash>: the same sheet always lands in the same folder."""
+    return settings.batches_dir / f"{Path(spreadsheet).stem}-{content_hash}"
+
+
+def file_hash(path: Path) -> str:
+    """The first 12 hex digits of the file's SHA-256: what names its batch folder."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def _validate(frame, settings: Settings) -> tuple[list[BatchRow], list[RowProblem]]:
@@ -261,16 +271,30 @@ def spreadsheet_safe(value: object) -> object:
     return value
 
 
-def write_manifest(entries: list[dict], folder: Path) -> tuple[Path, Path]:
-    """manifest.csv (UTF-8 with BOM, so Excel shows Chinese) and manifest.json, written atomically."""
+def manifest_frame(entries: list[dict]):
+    """The manifest as a table whose every cell a spreadsheet shows as text."""
     import pandas as pd
 
-    csv_path, json_path = folder / "manifest.csv", folder / "manifest.json"
     # Column names come from the user's sheet too: a header is a cell that could hold a formula.
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         [{spreadsheet_safe(k): spreadsheet_safe(v) for k, v in entry.items()} for entry in entries]
     )
+
+
+def write_manifest_xlsx(manifest_json: Path) -> Path:
+    """manifest.xlsx beside manifest.json, made from it (again only when the JSON is newer)."""
+    target = manifest_json.with_suffix(".xlsx")
+    if not target.exists() or target.stat().st_mtime < manifest_json.stat().st_mtime:
+        entries = json.loads(manifest_json.read_text(encoding="utf-8"))
+        with atomic_path(target) as temporary:
+            manifest_frame(entries).to_excel(temporary, index=False, engine="openpyxl")
+    return target
+
+
+def write_manifest(entries: list[dict], folder: Path) -> tuple[Path, Path]:
+    """manifest.csv (UTF-8 with BOM, so Excel shows Chinese) and manifest.json, written atomically."""
+    csv_path, json_path = folder / "manifest.csv", folder / "manifest.json"
     with atomic_path(csv_path) as temporary:
-        frame.to_csv(temporary, index=False, encoding="utf-8-sig")
+        manifest_frame(entries).to_csv(temporary, index=False, encoding="utf-8-sig")
     write_text_atomic(json_path, json.dumps(entries, ensure_ascii=False, indent=2))
     return csv_path, json_path

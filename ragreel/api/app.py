@@ -1,0 +1,530 @@
+"""The HTTP API and web page: jobs in, progress and files out.
+
+    POST   /v1/videos              a question (the generate flow's parameters) -> 202, job id
+    GET    /v1/videos              recent video jobs
+    GET    /v1/videos/{id}         state, stage, progress; when done the answer, scenes, sources, file URLs
+    GET    /v1/videos/{id}/events  the same as server-sent events, until the run ends
+    DELETE /v1/videos/{id}         cancel
+    POST   /v1/batches             a CSV or XLSX upload -> 202, job id (422 with row and column first)
+    GET    /v1/batches/{id}        progress per row; the manifest's URLs when done
+    GET    /v1/batches/{id}/manifest.{csv,json,xlsx}
+    GET    /files/{path}           videos and batch outputs under RAGREEL_HOME (range requests: seeking works)
+    GET    /healthz                the API, the Prefect server, the pool's workers
+    GET    /                       the web page; /docs the OpenAPI docs
+
+Work runs on the pool's workers (see :mod:`ragreel.api.jobs`); the API only creates runs and
+reads them back, so it can restart at any time without losing a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote
+from uuid import UUID
+
+from anyio import to_thread
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from ragreel.api import jobs
+from ragreel.errors import InputError
+from ragreel.files import write_bytes_atomic
+from ragreel.schemas import (
+    BATCH_DEPLOYMENT,
+    GENERATE_DEPLOYMENT,
+    STAGES,
+    Aspect,
+    VideoRequest,
+    VideoResult,
+)
+from ragreel.settings import Settings, get_settings
+
+STATIC = Path(__file__).parent / "static"
+EVENT_POLL_S = 1.0
+KEEPALIVE_S = 15.0
+MANIFEST_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+TOKEN_COOKIE = "ragreel_token"
+
+
+# --- what goes in and out -------------------------------------------------------------------------
+
+
+class VideoJobRequest(BaseModel):
+    """The generate flow's parameters (see ``python -m flows.generate --help``)."""
+
+    question: str = Field(description="The question, in English or Chinese.")
+    language: str | None = Field(None, description="en or zh; default: the question's language.")
+    voice: str = Field("auto", description="auto, bark, piper, kokoro or espeak.")
+    aspect: Aspect | None = Field(None, description="landscape, portrait or square.")
+    top_k: int | None = Field(None, description="Passages to retrieve.")
+    title: str | None = Field(None, description="Title card text instead of the question.")
+    script: dict[str, Any] | str | None = Field(
+        None, description="A reviewed script ({'scenes': [...]}, as in a result.json) to render as it is."
+    )
+    video: bool = Field(True, description="False: the answer and its sources only.")
+
+
+class JobCreated(BaseModel):
+    id: UUID
+    status: str
+    status_url: str
+    events_url: str | None = None
+
+
+class StageProgress(BaseModel):
+    name: str
+    status: str  # pending | running | completed | failed | ...
+
+
+class JobError(BaseModel):
+    stage: str
+    message: str
+
+
+class VideoFiles(BaseModel):
+    video: str | None = None
+    srt: str | None = None
+    vtt: str | None = None
+    thumbnail: str | None = None
+    result: str | None = None
+
+
+class VideoJob(BaseModel):
+    id: UUID
+    status: str = Field(description="scheduled, running, cancelling, completed, failed or cancelled.")
+    stage: str | None = Field(None, description="The stage running now (or that failed).")
+    progress: float = Field(description="Share of the stages done, 0 to 1.")
+    stages: list[StageProgress]
+    question: str
+    parameters: dict[str, Any]
+    created: str | None = None
+    error: JobError | None = None
+    result: VideoResult | None = None
+    files: VideoFiles = Field(default_factory=VideoFiles)
+
+
+class BatchRowProgress(BaseModel):
+    row: int | None = None
+    id: str
+    question: str
+    status: str
+    video: str | None = None
+    thumbnail: str | None = None
+    error: str | None = None
+
+
+class BatchJob(BaseModel):
+    id: UUID
+    status: str
+    message: str | None = None
+    spreadsheet: str
+    progress: float
+    rows: list[BatchRowProgress]
+    manifest: dict[str, str] = Field(default_factory=dict, description="URLs of the manifest, per format.")
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    home = settings.home.resolve()
+    # Only what the flows make for people: not the knowledge base, uploads or a stack's Prefect database.
+    served = (settings.videos_dir.resolve(), settings.batches_dir.resolve())
+    app = FastAPI(
+        title="ragreel",
+        summary="Questions in, narrated videos grounded in your documents out.",
+        version="0.1.0",
+    )
+
+    def authorised(request: Request) -> None:
+        if settings.api_token is None:
+            return
+        expected = settings.api_token.get_secret_value()
+        header = request.headers.get("authorization", "")
+        presented = (
+            header[7:]
+            if header.lower().startswith("bearer ")
+            else unquote(request.cookies.get(TOKEN_COOKIE, ""))
+        )
+        if not secrets.compare_digest(presented.encode(), expected.encode()):
+            raise HTTPException(
+                401,
+                "a bearer token is required: send 'Authorization: Bearer <RAGREEL_API_TOKEN>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    guarded = [Depends(authorised)]
+
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "stage": exc.stage, "hint": exc.hint}, status_code=422)
+
+    @app.exception_handler(jobs.PrefectUnavailable)
+    async def _unavailable(request: Request, exc: jobs.PrefectUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.message, "hint": exc.hint}, status_code=503, headers={"Retry-After": "10"}
+        )
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.api_max_upload_mb * 1024 * 1024:
+            return JSONResponse(
+                {
+                    "detail": f"the request is larger than {settings.api_max_upload_mb:g} MB (RAGREEL_API_MAX_UPLOAD_MB)"
+                },
+                status_code=413,
+            )
+        return await call_next(request)
+
+    # --- video jobs ----------------------------------------------------------------------------
+
+    def video_parameters(body: VideoJobRequest) -> dict[str, Any]:
+        from flows.generate import output_folder
+        from tasks.stage import short_hash
+
+        request = VideoRequest.checked(
+            settings.max_question_chars,
+            question=body.question,
+            language=body.language,
+            top_k=body.top_k,
+            voice=body.voice,
+            aspect=body.aspect,
+            title=body.title,
+            script=body.script,
+        )
+        language = request.answer_language()
+        script = request.script.model_dump(mode="json") if request.script else None
+        # One folder per distinct job: the same job again is the same folder (and cache hits), while
+        # another shape or voice of the same question does not overwrite it.
+        shape = short_hash(request.aspect, request.voice, request.title, script, body.video)
+        folder = output_folder(request.question, language, settings)
+        return {
+            "question": request.question,
+            "language": language,
+            "top_k": request.top_k,
+            "voice": request.voice,
+            "aspect": request.aspect,
+            "title": request.title,
+            "script": script,
+            "video": body.video,
+            "output_dir": str(folder.with_name(f"{folder.name}-{shape}").resolve()),
+        }
+
+    def refuse_when_busy(deployment: str, client: str) -> None:
+        deployment_uuid = jobs.deployment_id(deployment)
+        active = jobs.active_count(deployment_uuid, jobs.client_tag(client))
+        if active >= settings.api_max_active_jobs:
+            raise HTTPException(
+                429,
+                f"{active} of your jobs are still queued or running (RAGREEL_API_MAX_ACTIVE_JOBS="
+                f"{settings.api_max_active_jobs}); try again when one has finished",
+                headers={"Retry-After": "30"},
+            )
+
+    def refuse_without_worker() -> None:
+        health = jobs.pool_health(settings)
+        if health["prefect"] != "up":
+            raise jobs.PrefectUnavailable(
+                "the Prefect server cannot be reached", hint="start it (make up) or set PREFECT_API_URL"
+            )
+        if not health["workers_online"]:
+            raise jobs.PrefectUnavailable(
+                f"no worker of the work pool {settings.work_pool!r} is online, so nothing would run the job",
+                hint=f"start one: deployments/worker.sh (or make up); pool status: {health.get('pool_status')}",
+            )
+
+    def client_address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def create_video(body: VideoJobRequest, request: Request) -> JobCreated:
+        parameters = video_parameters(body)
+        refuse_without_worker()
+        refuse_when_busy(GENERATE_DEPLOYMENT, client_address(request))
+        tags = [jobs.API_TAG, jobs.client_tag(client_address(request))]
+        run_id = jobs.submit(GENERATE_DEPLOYMENT, parameters, tags)
+        return JobCreated(
+            id=run_id,
+            status="scheduled",
+            status_url=f"/v1/videos/{run_id}",
+            events_url=f"/v1/videos/{run_id}/events",
+        )
+
+    @app.post("/v1/videos", status_code=202, dependencies=guarded, response_model=JobCreated)
+    async def post_video(body: VideoJobRequest, request: Request, response: Response) -> JobCreated:
+        created = await to_thread.run_sync(create_video, body, request)
+        response.headers["Location"] = created.status_url
+        return created
+
+    def file_url(path: str | None) -> str | None:
+        if not path:
+            return None
+        try:
+            relative = Path(path).resolve().relative_to(home)
+        except ValueError:
+            return None
+        return "/files/" + relative.as_posix()
+
+    def read_result(parameters: dict[str, Any]) -> VideoResult | None:
+        folder = parameters.get("output_dir")
+        text = jobs.read_json_file(Path(folder) / "result.json") if folder else None
+        if text is None:
+            return None
+        result = VideoResult.model_validate_json(text)
+        return result if result.question == " ".join(str(parameters.get("question", "")).split()) else None
+
+    def video_job(run: Any) -> VideoJob:
+        status = jobs.STATUS.get(run.state.type.value, "scheduled") if run.state else "scheduled"
+        names = list(STAGES if run.parameters.get("video", True) else STAGES[:2])
+        reached = jobs.stage_states(run.id)
+        stages = [StageProgress(name=name, status=reached.get(name, "pending")) for name in names]
+        done = sum(1 for s in stages if s.status == "completed")
+        current = next((s.name for s in stages if s.status in ("running", "failed")), None)
+        job = VideoJob(
+            id=run.id,
+            status=status,
+            stage=current if status not in ("completed",) else None,
+            progress=1.0 if status == "completed" else round(done / len(stages), 3),
+            stages=stages,
+            question=str(run.parameters.get("question", "")),
+            parameters={k: v for k, v in run.parameters.items() if k != "output_dir"},
+            created=run.created.isoformat() if run.created else None,
+        )
+        if status == "failed":
+            job.error = JobError(**jobs.failure(run.state, reached))
+            job.stage = job.error.stage
+        if status == "completed":
+            job.result = read_result(run.parameters)
+            if job.result:
+                r = job.result
+                job.files = VideoFiles(
+                    video=file_url(r.mp4_path),
+                    srt=file_url(r.srt_path),
+                    vtt=file_url(r.vtt_path),
+                    thumbnail=file_url(r.thumbnail_path),
+                    result=file_url(str(Path(r.output_dir) / "result.json")),
+                )
+        return job
+
+    def find_video(run_id: UUID) -> Any:
+        run = jobs.flow_run(run_id, GENERATE_DEPLOYMENT)
+        if run is None:
+            raise HTTPException(404, f"no video job {run_id}")
+        return run
+
+    @app.get("/v1/videos/{run_id}", dependencies=guarded, response_model=VideoJob)
+    async def get_video(run_id: UUID) -> VideoJob:
+        return await to_thread.run_sync(lambda: video_job(find_video(run_id)))
+
+    @app.get("/v1/videos", dependencies=guarded, response_model=list[VideoJob])
+    async def list_videos(limit: int = 20) -> list[VideoJob]:
+        def recent() -> list[VideoJob]:
+            return [video_job(run) for run in jobs.recent_runs(GENERATE_DEPLOYMENT, min(max(limit, 1), 100))]
+
+        return await to_thread.run_sync(recent)
+
+    @app.get("/v1/videos/{run_id}/events", dependencies=guarded)
+    async def video_events(run_id: UUID, request: Request) -> StreamingResponse:
+        await to_thread.run_sync(find_video, run_id)  # 404 before the stream starts
+
+        async def events():
+            last, quiet = None, 0.0
+            while not await request.is_disconnected():
+                job = await to_thread.run_sync(lambda: video_job(find_video(run_id)))
+                data = job.model_dump_json()
+                if data != last:
+                    yield f"event: status\ndata: {data}\n\n"
+                    last, quiet = data, 0.0
+                elif quiet >= KEEPALIVE_S:
+                    yield ": still working\n\n"
+                    quiet = 0.0
+                if job.status in jobs.FINAL:
+                    yield f"event: end\ndata: {json.dumps({'status': job.status})}\n\n"
+                    return
+                await asyncio.sleep(EVENT_POLL_S)
+                quiet += EVENT_POLL_S
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    @app.delete("/v1/videos/{run_id}", status_code=202, dependencies=guarded, response_model=VideoJob)
+    async def cancel_video(run_id: UUID) -> VideoJob:
+        def cancel() -> VideoJob:
+            run = find_video(run_id)
+            if jobs.STATUS.get(run.state.type.value) not in jobs.FINAL:
+                jobs.cancel(run_id)
+            return video_job(find_video(run_id))
+
+        return await to_thread.run_sync(cancel)
+
+    # --- batches -------------------------------------------------------------------------------
+
+    def create_batch(
+        name: str, data: bytes, video: bool, concurrency: int | None, skip_bad_rows: bool, request: Request
+    ) -> JobCreated:
+        from tasks.batch import file_hash, read_spreadsheet
+
+        suffix = Path(name).suffix.lower()
+        if suffix not in (".csv", ".tsv", ".txt", ".xlsx", ".xlsm"):
+            raise InputError(f"{name}: upload a .csv or .xlsx spreadsheet", stage="batch")
+        with tempfile.TemporaryDirectory() as scratch:
+            probe = Path(scratch) / f"upload{suffix}"
+            probe.write_bytes(data)
+            sheet = read_spreadsheet(probe, settings)  # whole-file problems raise InputError (422)
+            stored = settings.home / "uploads" / f"{_safe_stem(name)}-{file_hash(probe)}{suffix}"
+        rows = len(sheet.rows) + len({p.row for p in sheet.problems})
+        if rows > settings.api_max_batch_rows:
+            raise HTTPException(
+                413,
+                f"{rows} rows; a batch may have at most {settings.api_max_batch_rows} (RAGREEL_API_MAX_BATCH_ROWS)",
+            )
+        if sheet.problems and not skip_bad_rows:
+            raise HTTPException(
+                422,
+                [{"row": p.row, "column": p.column, "msg": p.message, "id": p.id} for p in sheet.problems],
+            )
+        refuse_without_worker()
+        refuse_when_busy(BATCH_DEPLOYMENT, client_address(request))
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(stored, data)
+        parameters = {"spreadsheet": str(stored.resolve()), "video": video, "fan_out": True}
+        if concurrency:
+            parameters["concurrency"] = concurrency
+        tags = [jobs.API_TAG, jobs.client_tag(client_address(request))]
+        run_id = jobs.submit(BATCH_DEPLOYMENT, parameters, tags)
+        return JobCreated(id=run_id, status="scheduled", status_url=f"/v1/batches/{run_id}")
+
+    @app.post("/v1/batches", status_code=202, dependencies=guarded, response_model=JobCreated)
+    async def post_batch(
+        request: Request,
+        response: Response,
+        spreadsheet: Annotated[UploadFile, File(description="CSV or XLSX with a 'question' column.")],
+        video: Annotated[bool, Form(description="False: answers only, for review.")] = True,
+        concurrency: Annotated[int | None, Form(ge=1, le=16, description="Rows at once.")] = None,
+        skip_bad_rows: Annotated[bool, Form(description="Run the good rows even if some are bad.")] = False,
+    ) -> JobCreated:
+        limit = int(settings.api_max_upload_mb * 1024 * 1024)
+        data = await spreadsheet.read(limit + 1)
+        if len(data) > limit:
+            raise HTTPException(413, f"the spreadsheet is larger than {settings.api_max_upload_mb:g} MB")
+        created = await to_thread.run_sync(
+            create_batch,
+            spreadsheet.filename or "questions.csv",
+            data,
+            video,
+            concurrency,
+            skip_bad_rows,
+            request,
+        )
+        response.headers["Location"] = created.status_url
+        return created
+
+    def batch_paths(run: Any) -> tuple[Path, dict[str, Path]]:
+        from tasks.batch import batch_folder, file_hash
+
+        spreadsheet = Path(run.parameters.get("spreadsheet", ""))
+        try:
+            folder = batch_folder(spreadsheet, file_hash(spreadsheet), settings)
+        except OSError:
+            raise HTTPException(410, f"the spreadsheet of batch {run.id} is gone") from None
+        return folder, {
+            "csv": folder / "manifest.csv",
+            "json": folder / "manifest.json",
+            "xlsx": folder / "manifest.xlsx",
+        }
+
+    def batch_job(run: Any) -> BatchJob:
+        folder, manifests = batch_paths(run)
+        status = jobs.STATUS.get(run.state.type.value, "scheduled") if run.state else "scheduled"
+        text = jobs.read_json_file(manifests["json"])
+        entries = json.loads(text) if text else []
+        rows = [
+            BatchRowProgress(
+                row=entry.get("row"),
+                id=str(entry.get("id", "")),
+                question=str(entry.get("question", "")),
+                status=str(entry.get("status", "pending")),
+                video=file_url(entry.get("video")),
+                thumbnail=file_url(entry.get("thumbnail")),
+                error=entry.get("error") or None,
+            )
+            for entry in entries
+        ]
+        finished = sum(1 for r in rows if r.status not in ("pending", "running"))
+        job = BatchJob(
+            id=run.id,
+            status=status,
+            message=run.state.message if run.state else None,
+            spreadsheet=Path(run.parameters.get("spreadsheet", "")).name,
+            progress=1.0 if status == "completed" else round(finished / len(rows), 3) if rows else 0.0,
+            rows=rows,
+        )
+        if status in jobs.FINAL and text:
+            job.manifest = {kind: f"/v1/batches/{run.id}/manifest.{kind}" for kind in MANIFEST_TYPES}
+        return job
+
+    def find_batch(run_id: UUID) -> Any:
+        run = jobs.flow_run(run_id, BATCH_DEPLOYMENT)
+        if run is None:
+            raise HTTPException(404, f"no batch job {run_id}")
+        return run
+
+    @app.get("/v1/batches/{run_id}", dependencies=guarded, response_model=BatchJob)
+    async def get_batch(run_id: UUID) -> BatchJob:
+        return await to_thread.run_sync(lambda: batch_job(find_batch(run_id)))
+
+    @app.get("/v1/batches/{run_id}/manifest.{kind}", dependencies=guarded)
+    async def get_manifest(run_id: UUID, kind: Literal["csv", "json", "xlsx"]) -> FileResponse:
+        def manifest() -> Path:
+            from tasks.batch import write_manifest_xlsx
+
+            _, paths = batch_paths(find_batch(run_id))
+            if kind == "xlsx" and paths["json"].exists():
+                write_manifest_xlsx(paths["json"])
+            if not paths[kind].exists():
+                raise HTTPException(404, f"batch {run_id} has no manifest yet")
+            return paths[kind]
+
+        path = await to_thread.run_sync(manifest)
+        return FileResponse(path, media_type=MANIFEST_TYPES[kind], filename=f"manifest.{kind}")
+
+    # --- files, health, page -------------------------------------------------------------------
+
+    @app.get("/files/{path:path}", dependencies=guarded)
+    async def get_file(path: str) -> FileResponse:
+        target = (home / path).resolve()
+        if not any(target.is_relative_to(folder) for folder in served) or not target.is_file():
+            raise HTTPException(404, "no such file")
+        return FileResponse(target)  # content type from the name; Range requests answered with 206
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        report = await to_thread.run_sync(jobs.pool_health, settings)
+        ok = report["prefect"] == "up" and report["workers_online"] > 0
+        return JSONResponse({"api": "up", **report, "ok": ok}, status_code=200 if ok else 503)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _safe_stem(name: str) -> str:
+    from pathvalidate import sanitize_filename
+
+    return sanitize_filename(Path(name).stem, replacement_text="_")[:60] or "questions"
