@@ -48,12 +48,16 @@ up: install
 down:
 	bash deployments/down.sh
 
-# The deployment round trip also runs on PostgreSQL; installing it needs root (apt-get). Without
-# it that one case is skipped, with its reason in pytest's summary.
+# The deployment round trip also runs on PostgreSQL, and the web page test in Debian's chromium;
+# installing them needs root (apt-get). Without it those cases are skipped, with the reason in
+# pytest's summary.
 test: install
 	@if ! bash .ci/install-postgres.sh; then \
 		echo "PostgreSQL is not available: the PostgreSQL round-trip case will be skipped."; \
 		export RAGREEL_SKIP_POSTGRES=1; fi; \
+	if ! bash .ci/install-browser.sh; then \
+		echo "No browser: the web page test will be skipped."; \
+		export RAGREEL_SKIP_BROWSER=1; fi; \
 	$(PY) -m pytest || [ $$? -eq 5 ]
 
 lint: install

@@ -8,7 +8,7 @@ stack_pids() {  # processes whose environment carries this stack's id
   local proc
   for proc in /proc/[0-9]*; do
     [ "${proc#/proc/}" = "$$" ] && continue
-    if tr '\0' '\n' <"$proc/environ" 2>/dev/null | grep -qxF "RAGREEL_STACK_ID=$RAGREEL_STACK_ID"; then
+    if { tr '\0' '\n' <"$proc/environ"; } 2>/dev/null | grep -qxF "RAGREEL_STACK_ID=$RAGREEL_STACK_ID"; then
       echo "${proc#/proc/}"
     fi
   done

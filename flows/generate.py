@@ -103,11 +103,7 @@ def generate_video(
         _passages_artifact(question, passages)
 
         answer = generate_stage(question, passages, language, request.script)
-        create_markdown_artifact(
-            _answer_markdown(answer, passages),
-            key="answer",
-            description=f"Answer and sources for: {question[:100]}",
-        )
+        _answer_artifact(answer, passages)
         result = VideoResult(
             question=question,
             language=language,
@@ -132,6 +128,15 @@ def generate_video(
                 slides_for(answer),
             )
             _video_artifact(rendered.mp4_path, question, settings)
+            if settings.public_url:  # a browser can load the picture: show it above the answer
+                _answer_artifact(
+                    answer,
+                    passages,
+                    preview=(
+                        public_link(rendered.thumbnail_path, settings),
+                        public_link(rendered.mp4_path, settings),
+                    ),
+                )
             result = result.model_copy(
                 update=dict(
                     voice=narration.voice,
@@ -214,10 +219,20 @@ def public_link(path: str, settings: Settings) -> str:
     return absolute.as_uri()
 
 
-def _answer_markdown(answer: Answer, passages: list[Passage]) -> str:
-    lines = [
-        f"# {answer.question}",
-        "",
+def _answer_artifact(answer: Answer, passages: list[Passage], preview: tuple[str, str] | None = None) -> None:
+    create_markdown_artifact(
+        _answer_markdown(answer, passages, preview),
+        key="answer",
+        description=f"Answer and sources for: {answer.question[:100]}",
+    )
+
+
+def _answer_markdown(answer: Answer, passages: list[Passage], preview: tuple[str, str] | None = None) -> str:
+    """The answer, its scenes and sources; ``preview`` (thumbnail URL, video URL) puts the picture on top."""
+    lines = [f"# {answer.question}", ""]
+    if preview:
+        lines += [f"[![thumbnail]({preview[0]})]({preview[1]})", ""]
+    lines += [
         answer.text,
         "",
         f"*Answered by {answer.backend}:{answer.model}*",

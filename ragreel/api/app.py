@@ -384,7 +384,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             probe = Path(scratch) / f"upload{suffix}"
             probe.write_bytes(data)
             sheet = read_spreadsheet(probe, settings)  # whole-file problems raise InputError (422)
-            stored = settings.home / "uploads" / f"{_safe_stem(name)}-{file_hash(probe)}{suffix}"
+            stored = settings.home / "uploads" / file_hash(probe) / f"{_safe_stem(name)}{suffix}"
         rows = len(sheet.rows) + len({p.row for p in sheet.problems})
         if rows > settings.api_max_batch_rows:
             raise HTTPException(

@@ -24,6 +24,8 @@ const TEXT = {
     notCovered: "The knowledge base does not cover this question.",
     rowsDone: (done, all) => `${done} of ${all} rows done`, manifest: "Manifest:",
     fromCache: "from cache", badRows: "Fix these rows and upload again:",
+    origin: { model: "written by the model, checked against its quote", revised: "rewritten once, then checked",
+      extractive: "the source's own sentence", edited: "edited by a person, checked" },
   },
   zh: {
     tagline: "提出問題，得到一支根據你的文件講解的短片。",
@@ -45,6 +47,8 @@ const TEXT = {
     notCovered: "知識庫裡沒有這個問題的資料。",
     rowsDone: (done, all) => `已完成 ${done} / ${all} 列`, manifest: "清單：",
     fromCache: "取自快取", badRows: "請修正這些列後重新上傳：",
+    origin: { model: "模型撰寫，已對照引文核對", revised: "重寫一次後核對", extractive: "來源原句",
+      edited: "人工編修，已核對" },
   },
 };
 
@@ -75,7 +79,10 @@ function applyLanguage() {
   }
   for (const node of document.querySelectorAll("[data-tp]")) node.placeholder = t()[node.dataset.tp];
   $("ui-language").textContent = ui === "zh" ? "English" : "中文";
-  if (currentJob) showJob(currentJob);
+  if (currentJob) {
+    showJob(currentJob);
+    if (currentJob.status === "completed" && currentJob.result) showResult(currentJob);
+  }
   loadRecent();
 }
 
@@ -176,9 +183,9 @@ function showResult(job) {
   const result = job.result;
   $("job-result").hidden = false;
   const player = $("player");
-  player.replaceChildren();
   player.hidden = !job.files.video;
-  if (job.files.video) {
+  if (job.files.video && player.getAttribute("src") !== job.files.video) {  // not reloaded on a language switch
+    player.replaceChildren();
     player.src = job.files.video;
     if (job.files.thumbnail) player.poster = job.files.thumbnail;
     if (job.files.vtt) {
@@ -197,7 +204,7 @@ function showResult(job) {
     el("div", { class: "key-point", text: scene.key_point || "" }),
     el("div", { text: scene.narration }),
     ...scene.evidence.map((e) => el("blockquote", { text: `[${e.passage}] ${e.quote}` })),
-    el("div", { class: "origin", text: scene.origin }))));
+    el("div", { class: "origin", text: t().origin[scene.origin] || scene.origin }))));
   $("sources").replaceChildren(...result.sources.map((c) => el("li", { value: String(c.number) },
     el("strong", { text: c.title }),
     ` (${c.source}${c.heading ? " › " + c.heading : ""}${c.page ? ", p. " + c.page : ""})`,
