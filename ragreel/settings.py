@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     )
     api_max_upload_mb: float = Field(2.0, gt=0, description="Largest spreadsheet (or request) accepted.")
     api_max_batch_rows: int = Field(200, ge=1, description="Most rows one uploaded batch may have.")
+    api_url: str | None = Field(
+        None, description="Where `python -m ragreel.mcp` finds the API (default http://API_HOST:API_PORT)."
+    )
 
     def relevance_floor(self, language: str) -> float:
         """RAGREEL_MIN_RELEVANCE, or the embedding model's measured value for ``language`` when unset."""

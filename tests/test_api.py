@@ -17,6 +17,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -90,29 +91,26 @@ def stack(tmp_path_factory):
     tag = uuid.uuid4().hex
     stub = StubServer(api_key="sk-test-api", reply=_stub_reply).start()
     api_port, prefect_port = free_port(), free_port()
-    env = (
-        clean_environment(tag)
-        | {
-            "RAGREEL_HOME": str(tmp / "home"),
-            "RAGREEL_PREFECT_PORT": str(prefect_port),
-            "RAGREEL_API_PORT": str(api_port),
-            "RAGREEL_API_TOKEN": TOKEN,
-            "RAGREEL_API_MAX_ACTIVE_JOBS": "2",
-            "RAGREEL_API_MAX_UPLOAD_MB": "0.05",
-            "RAGREEL_API_MAX_BATCH_ROWS": "5",
-            # Two runs at once: a fanned-out batch holds one slot while its rows run in the other.
+    env = clean_environment(tag) | {
+        "RAGREEL_HOME": str(tmp / "home"),
+        "RAGREEL_PREFECT_PORT": str(prefect_port),
+        "RAGREEL_API_PORT": str(api_port),
+        "RAGREEL_API_TOKEN": TOKEN,
+        "RAGREEL_API_MAX_ACTIVE_JOBS": "2",
+        "RAGREEL_API_MAX_UPLOAD_MB": "0.05",
+        "RAGREEL_API_MAX_BATCH_ROWS": "5",
+        # Two runs at once: a fanned-out batch holds one slot while its rows run in the other.
         "RAGREEL_WORKER_LIMIT": "2",
-            "RAGREEL_STACK_WORKER": f"api-test-{tag[:6]}",
-            "PREFECT_WORKER_QUERY_SECONDS": "1",
-            "OPENAI_BASE_URL": stub.url,
-            "OPENAI_API_KEY": "sk-test-api",
-            "RAGREEL_LLM_MODEL": "stub-model",
-            "RAGREEL_VOICE_EN": "espeak",
-            "RAGREEL_VOICE_ZH": "espeak",
-            "RAGREEL_WORD_TIMING": "even",
-            "RAGREEL_ANSWER_MIN_SECONDS": "0",
-        }
-    )
+        "RAGREEL_STACK_WORKER": f"api-test-{tag[:6]}",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "OPENAI_BASE_URL": stub.url,
+        "OPENAI_API_KEY": "sk-test-api",
+        "RAGREEL_LLM_MODEL": "stub-model",
+        "RAGREEL_VOICE_EN": "espeak",
+        "RAGREEL_VOICE_ZH": "espeak",
+        "RAGREEL_WORD_TIMING": "even",
+        "RAGREEL_ANSWER_MIN_SECONDS": "0",
+    }
     shots = Path(os.environ.get("RAGREEL_TEST_SCREENSHOTS", tmp / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     stack = Stack(
@@ -300,9 +298,14 @@ def test_queued_jobs_are_bounded_per_client_and_can_be_cancelled(stack):
     try:
         with stack.client() as client:
             first = client.post("/v1/videos", json={"question": "How is oolong tea rolled?", "video": False})
-            running = stack.wait_for(first.json()["status_url"], {"running"}, timeout=120)
-            assert running["stage"] in ("retrieve", "generate")
-            second = client.post("/v1/videos", json={"question": "Where does oolong tea grow?", "video": False})
+            url = first.json()["status_url"]
+            wait_until(
+                lambda: client.get(url).json()["stage"] == "generate", 120, "the first job to wait on the LLM"
+            )
+            assert client.get(url).json()["status"] == "running"
+            second = client.post(
+                "/v1/videos", json={"question": "Where does oolong tea grow?", "video": False}
+            )
             assert second.status_code == 202
             third = client.post("/v1/videos", json={"question": "Who picks oolong tea?", "video": False})
             assert third.status_code == 429 and int(third.headers["retry-after"]) > 0
@@ -444,6 +447,48 @@ def test_the_web_page_asks_shows_the_stages_and_plays_the_video(stack):
             browser.close()
 
 
+# --- agents ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_agent_makes_a_video_through_the_mcp_server(stack):
+    """``python -m ragreel.mcp`` over stdio, as an agent's MCP client starts it: tools return at once."""
+    import anyio
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ragreel.mcp"],
+        env=stack.env | {"RAGREEL_API_URL": stack.api},
+        cwd=str(REPO),
+    )
+
+    def content(result) -> dict | list:
+        assert not result.is_error, result
+        return result.structured_content.get("result", result.structured_content)
+
+    async def session_run() -> tuple[list[str], dict, float, dict]:
+        async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = sorted(t.name for t in (await session.list_tools()).tools)
+            started = time.perf_counter()
+            created = content(await session.call_tool("make_video", {"question": OOLONG, "video": False}))
+            answered_in = time.perf_counter() - started
+            deadline = time.monotonic() + JOB_TIMEOUT_S
+            while True:
+                status = content(await session.call_tool("video_status", {"job_id": created["id"]}))
+                if status["status"] in FINAL or time.monotonic() > deadline:
+                    return tools, created, answered_in, status
+                await anyio.sleep(1)
+
+    tools, created, answered_in, status = anyio.run(session_run)
+    assert tools == ["cancel_video", "make_video", "recent_videos", "video_status"]
+    assert created["status"] == "scheduled" and answered_in < 10, "make_video returns at once"
+    assert status["status"] == "completed", status
+    assert status["covered"] and "90" in status["answer"] and status["sources"][0]["title"]
+
+
 # --- the process manager ---------------------------------------------------------------------------
 
 
@@ -475,3 +520,16 @@ def test_a_crashed_api_is_restarted_by_supervisord(stack):
         text=True,
     )
     assert int(again.stdout.strip()) != pid
+
+
+def test_the_api_will_not_listen_beyond_loopback_without_a_token(tmp_path):
+    env = clean_environment("no-token") | {"RAGREEL_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "ragreel.api", "--host", "0.0.0.0", "--port", str(free_port())],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "RAGREEL_API_TOKEN" in done.stderr, done.stderr

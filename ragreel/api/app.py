@@ -365,7 +365,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def cancel() -> VideoJob:
             run = find_video(run_id)
             if jobs.STATUS.get(run.state.type.value) not in jobs.FINAL:
-                jobs.cancel(run_id)
+                jobs.cancel(run_id, run.state.type.value)
             return video_job(find_video(run_id))
 
         return await to_thread.run_sync(cancel)

@@ -179,12 +179,18 @@ def stage_states(run_id: UUID) -> dict[str, str]:
     return stages
 
 
-def cancel(run_id: UUID) -> None:
-    """Ask for the run to stop: a worker stops a running one; a queued one is cancelled at once."""
-    from prefect.states import Cancelling
+def cancel(run_id: UUID, state_type: str) -> None:
+    """Stop the run: a running one is set Cancelling and its worker stops it; one that has not started
+    is set Cancelled at once (a flow-run process that starts then sees it and exits; Cancelling it
+    instead can leave it Cancelling for good when the process was still starting)."""
+    from prefect.states import Cancelled, Cancelling
 
+    message = "cancelled through the ragreel API"
     with prefect_client() as client:
-        client.set_flow_run_state(run_id, Cancelling(message="cancelled through the ragreel API"))
+        if state_type == "RUNNING":
+            client.set_flow_run_state(run_id, Cancelling(message=message))
+        else:
+            client.set_flow_run_state(run_id, Cancelled(message=message), force=True)
 
 
 def failure(state: Any, stages: dict[str, str]) -> dict[str, str]:
