@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.figures import Figure, record
+
 REPO = Path(__file__).resolve().parent.parent
 EMPTY_FLOW = "from prefect import flow\n@flow\ndef empty():\n    return 1\nempty()\n"
 
@@ -62,6 +64,27 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in (("empty flow", empty), ("cold", cold), ("cached rerun", cached)):
             print(f"{name:<14} {seconds:>8.1f} {seconds / empty:>13.2f}")
         print(f"cached rerun minus Prefect start-up: {cached - empty:.1f}s")
+        record(
+            Figure(
+                name="orchestration: empty flow start-up (temporary Prefect server)",
+                value=round(empty, 2),
+                unit="s",
+            ),
+            Figure(
+                name="orchestration: cached rerun, beyond an empty flow",
+                value=round(cached - empty, 2),
+                unit="s",
+                target=("<=", 1.0),
+                target_of="value",
+            ),
+            Figure(
+                name="time to video: cold command, question to MP4",
+                value=round(cold, 1),
+                unit="s",
+                baseline=round(empty, 2),
+                note=f"{result['video_seconds']:.0f} s of video; models loaded in the run",
+            ),
+        )
         if args.batch:
             batch, out = timed([python, "-m", "flows.batch", "data/questions.csv", "--json"], env)
             summary = json.loads(out)
@@ -69,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"\nbatch of {videos} videos: {batch:.0f}s -> {3600 * videos / batch:.0f} videos/hour "
                 f"({summary['failed']} failed)"
+            )
+            record(
+                Figure(name=f"batch: {videos} rows", value=round(3600 * videos / batch), unit="videos/hour")
             )
     return 0
 

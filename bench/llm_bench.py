@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.figures import Figure, record
+
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "kb" / "tea"
 CASES = [
     (
@@ -144,6 +146,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{spoken_seconds(answer.text, language):>8.1f} {len(answer.citations):>5}"
             )
             print(f"     {answer.text[:150]}{'…' if len(answer.text) > 150 else ''}")
+            record(
+                Figure(
+                    name=f"answer ({language}): generate stage vs one raw request, same prompt",
+                    value=round(answer_s, 2),
+                    unit="s",
+                    baseline=round(median("total"), 2),
+                    target=("<=", 1.15),
+                    note="evidence checks and any second request included",
+                ),
+                Figure(
+                    name=f"answer ({language}): local model speed",
+                    value=round(median("tokens_per_s"), 1),
+                    unit="tokens/s",
+                ),
+            )
     finally:
         stop_local_server()
     return 0

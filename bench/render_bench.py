@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import Figure, record  # noqa: E402
 from ragreel.schemas import Narration, Slide, Source, TimedSentence  # noqa: E402
 from ragreel.settings import get_settings  # noqa: E402
 
@@ -398,6 +399,16 @@ def main() -> None:
             f"with the pictures held still {ratio('still'):.2f}x, so the motion costs "
             f"{median['render'] - median['still']:.2f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
+        record(
+            Figure(
+                name=f"render: {args.seconds:.0f} s 720p answer, slides and motion, vs ffmpeg concat",
+                value=round(median["render"], 2),
+                unit="s",
+                baseline=round(median["concat"], 2),
+                target=("<=", 1.5),
+                note=f"pictures held still: {median['still']:.2f} s",
+            )
+        )
         if not args.skip_moviepy:
             reference = moviepy_rgb_reference(folder, narration, settings, slides)  # wall seconds
             print(
@@ -408,6 +419,7 @@ def main() -> None:
             for sheet in contact_sheets(folder, args.sheets):
                 print(f"contact sheet: {sheet}")
     if not args.skip_rss:
+        peaks = {}
         for seconds in (60.0, 300.0):
             result = subprocess.run(
                 [sys.executable, __file__, "--rss-child", str(seconds)],
@@ -420,6 +432,17 @@ def main() -> None:
                 f"peak RSS, {seconds:.0f} s video: python {rss['python_mib']:.0f} MiB, "
                 f"ffmpeg {rss['ffmpeg_mib']:.0f} MiB (render {rss['elapsed']:.1f} s)"
             )
+            peaks[seconds] = rss["python_mib"] + rss["ffmpeg_mib"]
+        record(
+            Figure(
+                name="render: peak memory, 300 s of video vs 60 s",
+                value=round(peaks[300.0]),
+                unit="MiB",
+                baseline=round(peaks[60.0]),
+                target=("<=", 1.1),
+                note="python and ffmpeg together: flat means no growth with length",
+            )
+        )
 
 
 if __name__ == "__main__":

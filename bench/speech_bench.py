@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.asr import SAMPLE_PARAGRAPHS, character_error_rate, transcribe, word_error_rate  # noqa: E402
+from bench.figures import Figure, record  # noqa: E402
 from ragreel.settings import get_settings  # noqa: E402
 from ragreel.speech.bark import bark_available  # noqa: E402
 from ragreel.speech.voices import resolve_voice  # noqa: E402
@@ -97,6 +98,21 @@ def main() -> None:
         print(
             f"{name:<22} {language:<4} {load_s:>10.2f} {duration:>8.2f} {compute:>8.3f} {ratio:>9.1f} "
             f"{metric} {score:>6.3f}"
+        )
+    for name, language, _, _, compute, _, metric, score, _ in rows:
+        record(
+            Figure(
+                name=f"speech: {name} ({language}), compute per second of audio",
+                value=round(compute, 3),
+                unit="s/s",
+                baseline=round(baseline[language], 3),
+                note=f"{metric} {score:.3f}; baseline espeak-ng",
+            ),
+            Figure(
+                name=f"speech: {name} ({language}), {metric} heard by Whisper",
+                value=round(score, 3),
+                unit=metric,
+            ),
         )
     print("\nwhat Whisper heard:")
     for name, language, *_, heard in rows:

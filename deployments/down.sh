@@ -4,10 +4,19 @@
 set -euo pipefail
 source "$(dirname "$0")/stack-env.sh"
 
+# This script (and make, or a shell that sourced stack-env.sh) may carry the id too: never itself.
+export -n RAGREEL_STACK_ID
+SELF=" $$ "
+pid=$$
+while [ "$pid" -gt 1 ]; do
+  pid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null || echo 1)
+  SELF+="$pid "
+done
+
 stack_pids() {  # processes whose environment carries this stack's id
   local proc
   for proc in /proc/[0-9]*; do
-    [ "${proc#/proc/}" = "$$" ] && continue
+    case "$SELF $BASHPID " in *" ${proc#/proc/} "*) continue ;; esac
     if { tr '\0' '\n' <"$proc/environ"; } 2>/dev/null | grep -qxF "RAGREEL_STACK_ID=$RAGREEL_STACK_ID"; then
       echo "${proc#/proc/}"
     fi

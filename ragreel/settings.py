@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragreel.errors import InputError
@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     api_url: str | None = Field(
         None, description="Where `python -m ragreel.mcp` finds the API (default http://API_HOST:API_PORT)."
     )
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: object) -> object:
+        # `RAGREEL_API_TOKEN=` in a .env or compose file means no token, never the empty token.
+        return None if isinstance(value, str) and not value.strip() else value
 
     def relevance_floor(self, language: str) -> float:
         """RAGREEL_MIN_RELEVANCE, or the embedding model's measured value for ``language`` when unset."""

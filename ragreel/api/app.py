@@ -22,13 +22,15 @@ import asyncio
 import json
 import secrets
 import tempfile
+import threading
+from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 from uuid import UUID
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -55,6 +57,8 @@ MANIFEST_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 TOKEN_COOKIE = "ragreel_token"
+# What anyone may fetch: the page, its files, the docs and the health check.
+PUBLIC_PATHS = {"/", "/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 
 
 # --- what goes in and out -------------------------------------------------------------------------
@@ -142,30 +146,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     home = settings.home.resolve()
     # Only what the flows make for people: not the knowledge base, uploads or a stack's Prefect database.
     served = (settings.videos_dir.resolve(), settings.batches_dir.resolve())
+    client_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
     app = FastAPI(
         title="ragreel",
         summary="Questions in, narrated videos grounded in your documents out.",
         version="0.1.0",
     )
 
-    def authorised(request: Request) -> None:
-        if settings.api_token is None:
-            return
-        expected = settings.api_token.get_secret_value()
+    def presents_token(request: Request) -> bool:
+        expected = settings.api_token.get_secret_value().encode()
         header = request.headers.get("authorization", "")
-        presented = (
-            header[7:]
-            if header.lower().startswith("bearer ")
-            else unquote(request.cookies.get(TOKEN_COOKIE, ""))
-        )
-        if not secrets.compare_digest(presented.encode(), expected.encode()):
-            raise HTTPException(
-                401,
-                "a bearer token is required: send 'Authorization: Bearer <RAGREEL_API_TOKEN>'",
+        if header.lower().startswith("bearer "):
+            return secrets.compare_digest(header[7:].encode(), expected)
+        # A <video>, <track>, <img> or EventSource cannot send a header: the page's cookie stands in,
+        # for reading only, so that no other page on this host can make jobs with it.
+        if request.method in ("GET", "HEAD"):
+            return secrets.compare_digest(unquote(request.cookies.get(TOKEN_COOKIE, "")).encode(), expected)
+        return False
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next):
+        # Before anything reads the body: the token, then the body's size.
+        path = request.url.path
+        public = path in PUBLIC_PATHS or path.startswith("/static/")
+        if settings.api_token and not public and not presents_token(request):
+            return JSONResponse(
+                {"detail": "a bearer token is required: send 'Authorization: Bearer <RAGREEL_API_TOKEN>'"},
+                status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-
-    guarded = [Depends(authorised)]
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length", "")
+            if not length.isdigit():
+                return JSONResponse(
+                    {"detail": "send the body with a Content-Length (chunked uploads are not accepted)"},
+                    status_code=411,
+                )
+            if int(length) > settings.api_max_upload_mb * 1024 * 1024:
+                return JSONResponse(
+                    {
+                        "detail": f"the request is larger than {settings.api_max_upload_mb:g} MB (RAGREEL_API_MAX_UPLOAD_MB)"
+                    },
+                    status_code=413,
+                )
+        return await call_next(request)
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
@@ -176,18 +200,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": exc.message, "hint": exc.hint}, status_code=503, headers={"Retry-After": "10"}
         )
-
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.api_max_upload_mb * 1024 * 1024:
-            return JSONResponse(
-                {
-                    "detail": f"the request is larger than {settings.api_max_upload_mb:g} MB (RAGREEL_API_MAX_UPLOAD_MB)"
-                },
-                status_code=413,
-            )
-        return await call_next(request)
 
     # --- video jobs ----------------------------------------------------------------------------
 
@@ -209,7 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         script = request.script.model_dump(mode="json") if request.script else None
         # One folder per distinct job: the same job again is the same folder (and cache hits), while
         # another shape or voice of the same question does not overwrite it.
-        shape = short_hash(request.aspect, request.voice, request.title, script, body.video)
+        shape = short_hash(request.aspect, request.voice, request.title, request.top_k, script, body.video)
         folder = output_folder(request.question, language, settings)
         return {
             "question": request.question,
@@ -252,9 +264,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def create_video(body: VideoJobRequest, request: Request) -> JobCreated:
         parameters = video_parameters(body)
         refuse_without_worker()
-        refuse_when_busy(GENERATE_DEPLOYMENT, client_address(request))
-        tags = [jobs.API_TAG, jobs.client_tag(client_address(request))]
-        run_id = jobs.submit(GENERATE_DEPLOYMENT, parameters, tags)
+        client = client_address(request)
+        with client_locks[client]:  # counted and created together: parallel requests cannot overshoot
+            refuse_when_busy(GENERATE_DEPLOYMENT, client)
+            run_id = jobs.submit(GENERATE_DEPLOYMENT, parameters, [jobs.API_TAG, jobs.client_tag(client)])
         return JobCreated(
             id=run_id,
             status="scheduled",
@@ -262,7 +275,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             events_url=f"/v1/videos/{run_id}/events",
         )
 
-    @app.post("/v1/videos", status_code=202, dependencies=guarded, response_model=JobCreated)
+    @app.post("/v1/videos", status_code=202, response_model=JobCreated)
     async def post_video(body: VideoJobRequest, request: Request, response: Response) -> JobCreated:
         created = await to_thread.run_sync(create_video, body, request)
         response.headers["Location"] = created.status_url
@@ -275,15 +288,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             relative = Path(path).resolve().relative_to(home)
         except ValueError:
             return None
-        return "/files/" + relative.as_posix()
+        return "/files/" + quote(relative.as_posix())
 
     def read_result(parameters: dict[str, Any]) -> VideoResult | None:
+        """The run's result.json, if it is there, readable and this question's."""
+        from flows.generate import output_folder
+
+        question = " ".join(str(parameters.get("question", "")).split())
         folder = parameters.get("output_dir")
-        text = jobs.read_json_file(Path(folder) / "result.json") if folder else None
-        if text is None:
+        if not folder:  # a run started elsewhere (the Prefect UI): the flow's own default folder
+            try:
+                request = VideoRequest.checked(
+                    settings.max_question_chars, question=question, language=parameters.get("language")
+                )
+                folder = output_folder(request.question, request.answer_language(), settings)
+            except InputError:
+                return None
+        text = jobs.read_json_file(Path(folder) / "result.json")
+        try:
+            result = VideoResult.model_validate_json(text) if text else None
+        except ValueError:  # half-edited or from an older version: no result rather than an error
             return None
-        result = VideoResult.model_validate_json(text)
-        return result if result.question == " ".join(str(parameters.get("question", "")).split()) else None
+        return result if result and result.question == question else None
 
     def video_job(run: Any) -> VideoJob:
         status = jobs.STATUS.get(run.state.type.value, "scheduled") if run.state else "scheduled"
@@ -324,25 +350,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"no video job {run_id}")
         return run
 
-    @app.get("/v1/videos/{run_id}", dependencies=guarded, response_model=VideoJob)
+    @app.get("/v1/videos/{run_id}", response_model=VideoJob)
     async def get_video(run_id: UUID) -> VideoJob:
         return await to_thread.run_sync(lambda: video_job(find_video(run_id)))
 
-    @app.get("/v1/videos", dependencies=guarded, response_model=list[VideoJob])
+    @app.get("/v1/videos", response_model=list[VideoJob])
     async def list_videos(limit: int = 20) -> list[VideoJob]:
         def recent() -> list[VideoJob]:
             return [video_job(run) for run in jobs.recent_runs(GENERATE_DEPLOYMENT, min(max(limit, 1), 100))]
 
         return await to_thread.run_sync(recent)
 
-    @app.get("/v1/videos/{run_id}/events", dependencies=guarded)
+    @app.get("/v1/videos/{run_id}/events")
     async def video_events(run_id: UUID, request: Request) -> StreamingResponse:
         await to_thread.run_sync(find_video, run_id)  # 404 before the stream starts
 
         async def events():
             last, quiet = None, 0.0
             while not await request.is_disconnected():
-                job = await to_thread.run_sync(lambda: video_job(find_video(run_id)))
+                try:
+                    job = await to_thread.run_sync(lambda: video_job(find_video(run_id)))
+                except jobs.PrefectUnavailable:  # a restart of the server: keep the stream, try again
+                    yield ": the Prefect server is not answering\n\n"
+                    await asyncio.sleep(EVENT_POLL_S * 5)
+                    continue
+                except HTTPException:  # the run was deleted
+                    yield f"event: end\ndata: {json.dumps({'status': 'gone'})}\n\n"
+                    return
                 data = job.model_dump_json()
                 if data != last:
                     yield f"event: status\ndata: {data}\n\n"
@@ -360,7 +394,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
-    @app.delete("/v1/videos/{run_id}", status_code=202, dependencies=guarded, response_model=VideoJob)
+    @app.delete("/v1/videos/{run_id}", status_code=202, response_model=VideoJob)
     async def cancel_video(run_id: UUID) -> VideoJob:
         def cancel() -> VideoJob:
             run = find_video(run_id)
@@ -397,17 +431,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 [{"row": p.row, "column": p.column, "msg": p.message, "id": p.id} for p in sheet.problems],
             )
         refuse_without_worker()
-        refuse_when_busy(BATCH_DEPLOYMENT, client_address(request))
         stored.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(stored, data)
         parameters = {"spreadsheet": str(stored.resolve()), "video": video, "fan_out": True}
         if concurrency:
             parameters["concurrency"] = concurrency
-        tags = [jobs.API_TAG, jobs.client_tag(client_address(request))]
-        run_id = jobs.submit(BATCH_DEPLOYMENT, parameters, tags)
+        client = client_address(request)
+        with client_locks[client]:
+            refuse_when_busy(BATCH_DEPLOYMENT, client)
+            run_id = jobs.submit(BATCH_DEPLOYMENT, parameters, [jobs.API_TAG, jobs.client_tag(client)])
         return JobCreated(id=run_id, status="scheduled", status_url=f"/v1/batches/{run_id}")
 
-    @app.post("/v1/batches", status_code=202, dependencies=guarded, response_model=JobCreated)
+    @app.post("/v1/batches", status_code=202, response_model=JobCreated)
     async def post_batch(
         request: Request,
         response: Response,
@@ -450,7 +485,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         folder, manifests = batch_paths(run)
         status = jobs.STATUS.get(run.state.type.value, "scheduled") if run.state else "scheduled"
         text = jobs.read_json_file(manifests["json"])
-        entries = json.loads(text) if text else []
+        try:
+            entries = json.loads(text) if text else []
+        except ValueError:
+            entries = []
+        # The same sheet always has the same folder: a manifest from before this run started is an
+        # earlier run's, so its rows are shown as still to do.
+        started = run.start_time.timestamp() if run.start_time else None
+        if entries and (started is None or manifests["json"].stat().st_mtime < started):
+            entries = [
+                {**entry, "status": "pending", "video": None, "thumbnail": None, "error": None}
+                for entry in entries
+            ]
+            text = None
         rows = [
             BatchRowProgress(
                 row=entry.get("row"),
@@ -482,11 +529,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"no batch job {run_id}")
         return run
 
-    @app.get("/v1/batches/{run_id}", dependencies=guarded, response_model=BatchJob)
+    @app.get("/v1/batches/{run_id}", response_model=BatchJob)
     async def get_batch(run_id: UUID) -> BatchJob:
         return await to_thread.run_sync(lambda: batch_job(find_batch(run_id)))
 
-    @app.get("/v1/batches/{run_id}/manifest.{kind}", dependencies=guarded)
+    @app.get("/v1/batches/{run_id}/manifest.{kind}")
     async def get_manifest(run_id: UUID, kind: Literal["csv", "json", "xlsx"]) -> FileResponse:
         def manifest() -> Path:
             from tasks.batch import write_manifest_xlsx
@@ -503,7 +550,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # --- files, health, page -------------------------------------------------------------------
 
-    @app.get("/files/{path:path}", dependencies=guarded)
+    @app.get("/files/{path:path}")
     async def get_file(path: str) -> FileResponse:
         target = (home / path).resolve()
         if not any(target.is_relative_to(folder) for folder in served) or not target.is_file():

@@ -76,8 +76,6 @@ def submit(deployment: str, parameters: dict[str, Any], tags: list[str]) -> UUID
     from prefect.exceptions import ObjectNotFound
 
     try:
-        with prefect_client():  # reachability first: run_deployment's own errors are less clear
-            pass
         flow_run = run_deployment(deployment, parameters=parameters, timeout=0, tags=tags)
     except ObjectNotFound:
         raise PrefectUnavailable(
@@ -180,14 +178,18 @@ def stage_states(run_id: UUID) -> dict[str, str]:
 
 
 def cancel(run_id: UUID, state_type: str) -> None:
-    """Stop the run: a running one is set Cancelling and its worker stops it; one that has not started
-    is set Cancelled at once (a flow-run process that starts then sees it and exits; Cancelling it
-    instead can leave it Cancelling for good when the process was still starting)."""
+    """Stop the run.
+
+    A queued run (no process yet) is set Cancelled, and no worker takes it. A starting or running
+    one is set Cancelling and its worker stops the process. Asked again while it is still
+    Cancelling, it is set Cancelled: a process that saw Cancelling while it started exits
+    without a final state of its own.
+    """
     from prefect.states import Cancelled, Cancelling
 
     message = "cancelled through the ragreel API"
     with prefect_client() as client:
-        if state_type == "RUNNING":
+        if state_type in ("PENDING", "RUNNING"):
             client.set_flow_run_state(run_id, Cancelling(message=message))
         else:
             client.set_flow_run_state(run_id, Cancelled(message=message), force=True)
@@ -212,7 +214,8 @@ def pool_health(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"prefect": "down", "pool": settings.work_pool, "workers_online": 0}
     try:
         with prefect_client() as client:
-            client.api_healthcheck()
+            if client.api_healthcheck() is not None:  # it returns the error rather than raising it
+                return report
             report["prefect"] = "up"
             try:
                 client.read_work_pool(settings.work_pool)

@@ -159,9 +159,16 @@ function follow(id) {
   events.addEventListener("status", (message) => showJob(JSON.parse(message.data)));
   events.addEventListener("end", () => { events.close(); events = null; loadRecent(); });
   events.onerror = async () => {
-    // The stream ended early (a restart, a proxy): read the state once instead.
+    // The stream ended early (an API restart, a proxy): read the state, and follow again if unfinished.
     if (events) { events.close(); events = null; }
-    try { showJob(await api(`/v1/videos/${id}`)); } catch (error) { showError("job-error", error.message); }
+    try {
+      const job = await api(`/v1/videos/${id}`);
+      showJob(job);
+      if (!["completed", "failed", "cancelled"].includes(job.status)) setTimeout(() => follow(id), 3000);
+    } catch (error) {
+      showError("job-error", error.message);
+      if (error.status === 503 || !error.status) setTimeout(() => follow(id), 5000);
+    }
   };
 }
 
@@ -277,16 +284,23 @@ function followBatch(id) {
 
 // --- start ------------------------------------------------------------------------------------
 
+function setTokenCookie(token) {
+  // Video, subtitle, image and event-stream requests cannot carry a header: they send this cookie
+  // (the API takes it for reading only; making jobs needs the header).
+  document.cookie = `ragreel_token=${encodeURIComponent(token)}; path=/; SameSite=Strict; max-age=31536000`;
+}
+
 function saveToken() {
   const token = $("token").value.trim();
   localStorage.setItem("ragreel.token", token);
-  // Video, subtitle and image requests cannot carry a header: they send this cookie.
-  document.cookie = `ragreel_token=${encodeURIComponent(token)}; path=/; SameSite=Strict`;
+  setTokenCookie(token);
   $("token-panel").hidden = true;
   loadRecent();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  const token = localStorage.getItem("ragreel.token");
+  if (token) setTokenCookie(token);  // a browser restart ends the cookie, not the stored token
   $("ask").addEventListener("submit", ask);
   $("batch").addEventListener("submit", runBatch);
   $("cancel").addEventListener("click", cancelJob);
