@@ -33,12 +33,12 @@ def retrieve_passages(
     if not 1 <= top_k <= MAX_TOP_K:
         raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k}", stage="retrieve")
     kb = KnowledgeBase(settings)
-    kb.table()  # a missing knowledge base fails before the embedding model loads
+    table = kb.table()  # a missing knowledge base fails before the embedding model loads
     embedder = get_embedder(settings.embedding_model)
     [vector] = embedder.queries([question])
     # An English-only model turns most of a Chinese question into [UNK]: trust its vector less.
     vector_weight = settings.hybrid_vector_weight * embedder.vocabulary_coverage(question)
-    passages = kb.search(question, vector, top_k, mode, vector_weight)
+    passages = kb.search(question, vector, top_k, mode, vector_weight, table=table)
     log.info(
         "Retrieved %d passages for %r: %s",
         len(passages),

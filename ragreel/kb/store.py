@@ -6,6 +6,7 @@ into a Prefect task (tasks take the knowledge-base *version*, a string, instead)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -29,6 +30,22 @@ META_FILE = "kb.json"
 TABLE_LAYOUT = "chunks-v2-pictures"
 SearchMode = Literal["hybrid", "vector", "fts"]
 INGEST_HINT = "run: python -m flows.ingest data/kb  (or your own folder)"
+
+
+# LanceDB searches a table flat until it has a vector index; from this many chunks, optimize() makes one.
+VECTOR_INDEX_MIN_ROWS = 50_000
+
+
+@functools.cache
+def _connection(path: str):
+    """One LanceDB connection per folder and process: its cache keeps the indices a search has read
+    (a fresh connection reads the vector index from disk again, tens of ms at 100,000 chunks).
+    Tables are still opened afresh from it, so they are never a stale version."""
+    # lance warns on every hybrid query about a future change of projected columns
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    import lancedb
+
+    return lancedb.connect(path)
 
 
 def search_form(text: str) -> str:
@@ -80,12 +97,8 @@ class KnowledgeBase:
 
     def _connect(self):
         if self._db is None:
-            # lance warns on every hybrid query about a future change of projected columns
-            os.environ.setdefault("LANCEDB_LOG", "error")
-            import lancedb
-
             self.path.mkdir(parents=True, exist_ok=True)
-            self._db = lancedb.connect(str(self.path))
+            self._db = _connection(str(self.path.resolve()))
         return self._db
 
     def table(self):
@@ -183,6 +196,12 @@ class KnowledgeBase:
         table = self.table()
         table.optimize()
         count = table.count_rows()
+        if count >= VECTOR_INDEX_MIN_ROWS and not any(
+            index.columns == ["vector"] for index in table.list_indices()
+        ):
+            # Past this size a flat scan costs tens of ms a question; later optimize() calls fold new
+            # rows into the index.
+            table.create_index(metric="l2", vector_column_name="vector", index_type="IVF_HNSW_SQ")
         rows = table.search().select(["pdf", "pictures"]).limit(max(count, 1)).to_list() if count else []
         referenced = {row["pdf"] for row in rows if row["pdf"]}
         referenced |= {picture["file"] for row in rows for picture in json.loads(row["pictures"])}
@@ -215,13 +234,15 @@ class KnowledgeBase:
         top_k: int,
         mode: SearchMode = "hybrid",
         vector_weight: float = 0.5,
+        table=None,
     ) -> list[Passage]:
         """Hybrid search: vector and full-text candidates fused by weighted reciprocal rank.
 
         ``vector_weight`` (0..1, full text gets the rest) says how far to trust the vectors;
-        ``mode`` "vector" or "fts" runs one side alone (for evaluation and debugging).
+        ``mode`` "vector" or "fts" runs one side alone (for evaluation and debugging); ``table``, one
+        that the caller has just opened with :meth:`table` (opening it again costs a few ms).
         """
-        table = self.table()
+        table = table if table is not None else self.table()
         if table.count_rows() == 0:
             raise KnowledgeBaseError(f"the knowledge base at {self.path} is empty", hint=INGEST_HINT)
         stored_dimension = (self.stored_meta() or {}).get("dimension")
