@@ -519,14 +519,17 @@ def test_an_agent_makes_a_video_through_the_mcp_server(stack):
 
 @pytest.mark.slow
 def test_a_crashed_api_is_restarted_by_supervisord(stack):
-    pid_file = subprocess.run(
-        ["bash", "-c", "source deployments/stack-env.sh && supervisorctl pid api"],
-        cwd=REPO,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-    )
-    pid = int(pid_file.stdout.strip())
+    def api_pid() -> int:
+        done = subprocess.run(
+            ["bash", "-c", "source deployments/stack-env.sh && supervisorctl pid api"],
+            cwd=REPO,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+        )
+        return int(done.stdout.strip())
+
+    pid = api_pid()
     psutil.Process(pid).kill()
 
     def back() -> bool:
@@ -537,14 +540,7 @@ def test_a_crashed_api_is_restarted_by_supervisord(stack):
 
     time.sleep(1)
     wait_until(back, 60, "the API to come back")
-    again = subprocess.run(
-        ["bash", "-c", "source deployments/stack-env.sh && supervisorctl pid api"],
-        cwd=REPO,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-    )
-    assert int(again.stdout.strip()) != pid
+    assert api_pid() != pid
 
 
 def test_the_api_will_not_listen_beyond_loopback_without_a_token(tmp_path):

@@ -344,11 +344,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
         return job
 
-    def find_video(run_id: UUID) -> Any:
-        run = jobs.flow_run(run_id, GENERATE_DEPLOYMENT)
+    def find_run(run_id: UUID, deployment: str, kind: str) -> Any:
+        run = jobs.flow_run(run_id, deployment)
         if run is None:
-            raise HTTPException(404, f"no video job {run_id}")
+            raise HTTPException(404, f"no {kind} job {run_id}")
         return run
+
+    def find_video(run_id: UUID) -> Any:
+        return find_run(run_id, GENERATE_DEPLOYMENT, "video")
 
     @app.get("/v1/videos/{run_id}", response_model=VideoJob)
     async def get_video(run_id: UUID) -> VideoJob:
@@ -524,10 +527,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return job
 
     def find_batch(run_id: UUID) -> Any:
-        run = jobs.flow_run(run_id, BATCH_DEPLOYMENT)
-        if run is None:
-            raise HTTPException(404, f"no batch job {run_id}")
-        return run
+        return find_run(run_id, BATCH_DEPLOYMENT, "batch")
 
     @app.get("/v1/batches/{run_id}", response_model=BatchJob)
     async def get_batch(run_id: UUID) -> BatchJob:
