@@ -12,8 +12,9 @@ Chinese compared in Traditional characters). A question is answered when every f
 Reported per language: accuracy, mean share of facts found, the share of questions whose right
 document was retrieved (so a miss can be told apart: retrieval or answer), mean answer length in
 seconds of speech and time to answer; and from the evidence check, the share of scenes that passed
-on the first try, that were rewritten, narrated from their quote (extractive) or dropped, and the
-share of answers with a sentence about "the passage" or restating the question.
+on the first try, that were rewritten, kept though they leave something out, narrated from their
+quote (extractive) or dropped, and the share of answers with a sentence about "the passage" or
+restating the question.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def evasions(answer: str, question: str) -> dict[str, bool]:
 
 def scene_outcomes(checks: list[str]) -> dict[str, int]:
     """Counts of what the evidence check did to each scene, read from ``Answer.checks``."""
-    outcomes = {"passed": 0, "rewritten": 0, "replaced": 0, "dropped": 0}
+    outcomes = {"passed": 0, "rewritten": 0, "kept": 0, "replaced": 0, "dropped": 0}
     for check in checks:
         for outcome in outcomes:
             if check.split(": ", 1)[-1].startswith(outcome):
@@ -61,7 +62,10 @@ def scene_outcomes(checks: list[str]) -> dict[str, int]:
 
 def score(items: list[dict]) -> dict[str, float]:
     n = len(items)
-    scenes = {k: sum(i["scenes"][k] for i in items) for k in ("passed", "rewritten", "replaced", "dropped")}
+    scenes = {
+        k: sum(i["scenes"].get(k, 0) for i in items)
+        for k in ("passed", "rewritten", "kept", "replaced", "dropped")
+    }
     checked = sum(scenes.values()) or 1
     return {
         "n": n,
@@ -72,6 +76,7 @@ def score(items: list[dict]) -> dict[str, float]:
         "seconds_to_answer": sum(i["seconds_to_answer"] for i in items) / n,
         "first_try": scenes["passed"] / checked,
         "rewritten": scenes["rewritten"] / checked,
+        "kept": scenes["kept"] / checked,
         "extractive": scenes["replaced"] / checked,
         "dropped": scenes["dropped"] / checked,
         "about_sources": sum(i["about_sources"] for i in items) / n,
@@ -159,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         ("answer s", "seconds_to_answer"),
         ("1st try", "first_try"),
         ("rewritten", "rewritten"),
+        ("kept", "kept"),
         ("extractive", "extractive"),
         ("dropped", "dropped"),
         ("about src", "about_sources"),

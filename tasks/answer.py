@@ -176,16 +176,16 @@ class _ScriptWriter:
             checks.append("the model gave no readable script twice: the passages' own sentences are narrated")
             return self.from_passages(question, passages, language), checks
 
-        results = [check_scene(d, passages, question, language) for d in drafts]
+        results = [check_scene(d, passages, question, language, first=i == 0) for i, d in enumerate(drafts)]
         failing = [i for i, r in enumerate(results) if not r.passed]
         revised: list[Scene] = []
         if failing:
             for i in failing:
-                log.info("Scene %d failed its check: %s", i + 1, "; ".join(results[i].problems))
+                log.info("Scene %d failed its check: %s", i + 1, "; ".join(results[i].reasons))
             chat = [
                 *self.messages,
                 _said(reply),
-                revision_message([(i + 1, results[i].problems) for i in failing], language),
+                revision_message([(i + 1, results[i].reasons) for i in failing], language),
             ]
             revised = parse_script(self.ask(chat, temperature=0.2).text, language) or []
         scenes = []
@@ -196,7 +196,9 @@ class _ScriptWriter:
                 continue
             index = failing.index(position - 1)
             second = (
-                check_scene(revised[index], passages, question, language) if index < len(revised) else None
+                check_scene(revised[index], passages, question, language, first=position == 1)
+                if index < len(revised)
+                else None
             )
             scenes.append(_after_revision(position, result, second, passages, language, checks))
         kept = [s for s in scenes if s is not None]
@@ -225,14 +227,22 @@ def _after_revision(
     language: str,
     checks: list[str],
 ) -> Scene | None:
-    reasons = "; ".join(first.problems)
+    """What a scene that failed its check becomes: its rewrite if that passes; else a version that
+    is right but leaves something out, unless it drops facts its quote can say instead; else its
+    quoted evidence narrated (extractive); else nothing."""
+    reasons = "; ".join(first.reasons)
     if second is not None and second.passed:
         checks.append(f"scene {position}: rewritten ({reasons})")
         return second.scene.model_copy(update={"origin": "revised"})
     extractive = extractive_scene(first.scene, passages, language)
     if second is not None:
         extractive = extractive or extractive_scene(second.scene, passages, language)
-    still = "; ".join(second.problems) if second is not None else "no rewrite came back"
+    still = "; ".join(second.reasons) if second is not None else "no rewrite came back"
+    sound = next((c for c in (second, first) if c is not None and c.sound), None)
+    if sound is not None and (extractive is None or not sound.left_out):
+        checks.append(f"scene {position}: kept, though {'; '.join(sound.reasons)}")
+        log.info("Scene %d kept as it is right: %s", position, "; ".join(sound.reasons))
+        return sound.scene.model_copy(update={"origin": "revised" if sound is second else "model"})
     if extractive is None:
         checks.append(f"scene {position}: dropped ({reasons}; then {still})")
         log.warning("Scene %d dropped: %s; then %s", position, reasons, still)
@@ -259,7 +269,7 @@ def _checked_edit(
     scenes = []
     for position, scene in enumerate(script.scenes, start=1):
         result = check_scene(scene, passages, question, language)
-        if not result.passed:
+        if not result.sound:  # a person may leave out what they choose
             raise InputError(
                 f"scene {position} of the script: {'; '.join(result.problems)}",
                 stage=STAGE,

@@ -134,7 +134,11 @@ GREEN = TEA_EN[1][3].split("; ")[0] + ";"
 def test_request_asks_for_a_script_with_its_schema_and_numbered_passages(stub, settings):
     stub.reply = script_reply(
         (1, OOLONG, "Brew oolong at 90 to 95 degrees Celsius."),
-        (1, RINSE, "Rinse the leaves quickly first, then steep them for about a minute."),
+        (
+            1,
+            RINSE,
+            "Rinse the leaves quickly first, then steep them for a minute, and thirty seconds more each time.",
+        ),
     )
     answer = answer_question(
         "How hot should the water be for oolong?", make_passages(TEA_EN, "en"), settings=settings
@@ -166,7 +170,7 @@ def test_request_asks_for_a_script_with_its_schema_and_numbered_passages(stub, s
     assert (answer.backend, answer.model, answer.server) == ("openai", "stub-model", stub.url)
     assert [s.narration for s in answer.scenes] == [
         "Brew oolong at 90 to 95 degrees Celsius.",
-        "Rinse the leaves quickly first, then steep them for about a minute.",
+        "Rinse the leaves quickly first, then steep them for a minute, and thirty seconds more each time.",
     ]
     assert [s.origin for s in answer.scenes] == ["model", "model"]
     assert answer.scenes[0].key_point == "Key point"
@@ -174,7 +178,7 @@ def test_request_asks_for_a_script_with_its_schema_and_numbered_passages(stub, s
     assert answer.scenes[1].evidence == [Evidence(passage=1, quote=RINSE)]
     assert answer.text == (
         "Brew oolong at 90 to 95 degrees Celsius [1]. "
-        "Rinse the leaves quickly first, then steep them for about a minute [1]."
+        "Rinse the leaves quickly first, then steep them for a minute, and thirty seconds more each time [1]."
     )
     assert [(c.number, c.source) for c in answer.citations] == [(1, "brewing.md")]
     assert answer.citations[0].text == TEA_EN[0][3]
@@ -197,7 +201,7 @@ def test_a_wrong_number_is_sent_back_once_then_replaced_by_the_quote(stub, setti
         [
             script_reply(
                 (1, OOLONG, "Oolong wants water at 80 degrees."),
-                (1, RINSE, "Rinse the leaves quickly first."),
+                (1, RINSE, "Rinse the leaves quickly first, and add thirty seconds for each later infusion."),
             ),
             script_reply((1, OOLONG, "Oolong wants water at 100 degrees.")),
         ]
@@ -233,7 +237,8 @@ def test_a_rewrite_that_passes_replaces_the_scene(stub, settings):
         ("revised", "Oolong wants water between 90 and 95 degrees Celsius.")
     ]
     assert answer.checks == [
-        "scene 1: rewritten (it talks about the passages instead of saying what they say)"
+        "scene 1: rewritten (it talks about the passages instead of saying what they say; "
+        "the narration leaves out what its quote states: 90, 95)"
     ]
 
 
@@ -440,7 +445,12 @@ NEXT_AFTER = dict(zip(LENGTH_SCENES, LENGTH_SCENES[1:], strict=False))
 
 
 def test_scenes_past_the_length_bound_are_left_out(stub, settings):
-    stub.reply = script_reply(*[(1, OOLONG, narration) for narration in LENGTH_SCENES])
+    mists = (
+        "Cool mists slow the growth of the leaves, which gives the tea its sweet, floral and creamy taste."
+    )
+    stub.reply = script_reply(
+        (1, OOLONG, LENGTH_SCENES[0]), *[(3, mists, narration) for narration in LENGTH_SCENES[1:]]
+    )
     short = settings.model_copy(update={"answer_max_seconds": 8.0})
     answer = answer_question("How hot for oolong?", make_passages(TEA_EN, "en"), settings=short)
     kept = [s.narration for s in answer.scenes]

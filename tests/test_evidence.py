@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ragreel.llm.evidence import (
+    asks_yes_or_no,
+    begins_yes_or_no,
     check_scene,
     extractive_scene,
+    left_out,
     locate_quote,
     numbers_in,
     restates_question,
@@ -348,3 +351,80 @@ def test_the_main_evidence_is_the_quote_holding_the_narrations_number_then_its_w
     assert main_evidence("It has 12 stations.", [background, fact]) == fact
     assert main_evidence("It runs along the coast.", [fact, background]) == background
     assert main_evidence("Something else.", [fact, background]) == fact  # ties: the model's order
+
+
+KEYS = passage("To create a passphrase-protected key, use openssl genrsa -des3 -out privkey.pem 2048 today.")
+
+
+@pytest.mark.parametrize(
+    "narration, dropped",
+    [
+        ("Create a protected key with a passphrase.", ["2048", "-des3", "-out", "privkey.pem"]),
+        ("Run genrsa with -des3 and 2048 bits; it writes privkey.pem.", []),
+        ("用 genrsa 加上 -des3 和 2048，產生 privkey.pem。", []),  # across languages, the terms stay
+        ("Use -des3 and 2048 bits.", []),  # half of what the quote states is enough
+    ],
+)
+def test_a_narration_that_drops_its_quotes_numbers_and_terms_leaves_them_out(narration, dropped):
+    assert left_out(narration, KEYS.text) == dropped
+    result = check_scene(
+        Scene(narration=narration, evidence=[Evidence(passage=1, quote=KEYS.text)]),
+        [KEYS],
+        "How do I make an RSA key?",
+        "zh" if "用" in narration else "en",
+    )
+    assert result.left_out == dropped and result.sound  # nothing in it is wrong
+    assert result.passed == (not dropped)
+
+
+@pytest.mark.parametrize(
+    "question, language, expected",
+    [
+        ("Does sorting a list keep items that compare equal in their original order?", "en", True),
+        ("My package.json pins ~1.2.3. Will npm pull in 1.3.0 once it's out?", "en", True),
+        ("If a variable is already defined in my shell, will dotenv replace it?", "en", True),
+        ("How many bits should a new RSA key have?", "en", False),
+        ("Which command makes an X25519 key, and does it need a curve name?", "en", False),
+        ("放密碼的 .env 檔可以直接 commit 進 git 嗎？", "zh", True),
+        ("cn2an 轉得動「1百23」嗎？要開哪個模式？", "zh", True),  # the first question decides
+        ("美國憲法規定多久要做一次人口普查？", "zh", False),
+        ("哪一篇文章描寫世外桃源嗎？", "zh", False),
+    ],
+)
+def test_yes_or_no_questions_are_recognised(question, language, expected):
+    assert asks_yes_or_no(question, language) is expected
+
+
+def test_the_first_scene_of_a_yes_or_no_answer_must_begin_with_it():
+    question = "Should oolong be brewed with boiling water?"
+    scene = Scene(
+        narration="Oolong wants water between 90 and 95 degrees Celsius.",
+        evidence=[Evidence(passage=1, quote="Oolong tea is best brewed with water between 90 and 95")],
+    )
+    assert check_scene(scene, [TEA], question, "en", first=True).no_yes_no
+    assert not check_scene(scene, [TEA], question, "en").no_yes_no  # a later scene explains
+    said = scene.model_copy(update={"narration": "No: oolong wants water between 90 and 95 degrees Celsius."})
+    assert check_scene(said, [TEA], question, "en", first=True).passed
+    assert begins_yes_or_no("不可以，密碼不要放進 git。", "zh") and not begins_yes_or_no(
+        "密碼檔要排除。", "zh"
+    )
+
+
+def test_a_name_may_come_from_the_title_of_the_passage_quoted():
+    memorial = Passage(
+        chunk_id="m#0",
+        source="zh/qian-chushi-biao.txt",
+        title="出師表",
+        text="先帝不以臣卑鄙，猥自枉屈，三顧臣於草廬之中，諮臣以當世之事。",
+        language="zh",
+        score=0.5,
+        rank=1,
+    )
+    scene = Scene(
+        narration="「三顧茅廬」出自諸葛亮的「出師表」：先帝親自到草廬拜訪了他。",
+        evidence=[Evidence(passage=1, quote="先帝不以臣卑鄙，猥自枉屈，三顧臣於草廬之中")],
+    )
+    result = check_scene(scene, [memorial], "「三顧茅廬」這個典故是從哪篇文章來的？", "zh")
+    assert result.sound, result.problems
+    other = scene.model_copy(update={"narration": "這個典故出自「隆中對」：先帝到草廬拜訪了他。"})
+    assert "the term(s) 隆中對 are not in its quote" in check_scene(other, [memorial], "典故出處？", "zh").problems

@@ -277,14 +277,36 @@ def talks_about_sources(text: str) -> bool:
 
 @dataclass
 class SceneCheck:
-    """A scene after the check: evidence snapped to the passages' words, and what is wrong with it."""
+    """A scene after the check: evidence snapped to the passages' words, what is wrong with it
+    (``problems``: it says what its evidence does not) and what it leaves out while right
+    (``left_out``: the numbers and terms of its quote it drops; ``no_yes_no``: the first scene of
+    a yes-or-no answer that does not begin with it)."""
 
     scene: Scene
     problems: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    no_yes_no: bool = False
 
     @property
     def passed(self) -> bool:
+        return self.sound and not self.left_out and not self.no_yes_no
+
+    @property
+    def sound(self) -> bool:
+        """Nothing in it is wrong, whatever it leaves out."""
         return not self.problems
+
+    @property
+    def reasons(self) -> list[str]:
+        """Everything to fix, in words (sent back to the model)."""
+        reasons = list(self.problems)
+        if self.left_out:
+            reasons.append(f"the narration leaves out what its quote states: {', '.join(self.left_out)}")
+        if self.no_yes_no:
+            reasons.append(
+                'this is a yes-or-no question: begin the first narration with the answer ("Yes" or "No"; 是 or 不)'
+            )
+        return reasons
 
 
 def snap_evidence(evidence: list[Evidence], passages: list[Passage]) -> tuple[list[Evidence], list[str]]:
@@ -338,9 +360,16 @@ def complete_evidence(narration: str, evidence: list[Evidence], passages: list[P
     return completed
 
 
-def check_scene(scene: Scene, passages: list[Passage], question: str, language: str) -> SceneCheck:
-    """Check ``scene`` (evidence numbered by passage, 1-based) against ``passages``; see the module doc."""
+def check_scene(
+    scene: Scene, passages: list[Passage], question: str, language: str, *, first: bool = False
+) -> SceneCheck:
+    """Check ``scene`` (evidence numbered by passage, 1-based) against ``passages``; see the module
+    doc. The ``first`` scene of an answer to a yes-or-no question must begin with its yes or no."""
     evidence, problems = snap_evidence(scene.evidence, passages)
+    dropped = left_out(scene.narration, evidence[0].quote) if evidence else []
+    no_yes_no = (
+        first and asks_yes_or_no(question, language) and not begins_yes_or_no(scene.narration, language)
+    )
     narration = normalise_spaces(scene.narration)
     if not narration:
         problems.append("the narration is empty")
@@ -354,12 +383,18 @@ def check_scene(scene: Scene, passages: list[Passage], question: str, language: 
         missing = sorted(numbers_in(narration) - numbers_in(quoted, lenient=True), key=len)
         if missing:
             problems.append(f"the number(s) {', '.join(missing)} in the narration are not in its quote")
-        quoted_key = normalise(quoted)
+        # A name may come from the title or section of the passage quoted ("出自《出師表》"), or be the
+        # question's own term said back in the answer.
+        named = question + " ".join(
+            f"{passages[n - 1].title} {passages[n - 1].heading or ''}"
+            for n in dict.fromkeys(e.passage for e in evidence)
+        )
+        quoted_key = normalise(quoted + named)
         absent = [t for t in terms_in(narration) if normalise(t) not in quoted_key]
         if absent:
             problems.append(f"the term(s) {', '.join(absent)} are not in its quote")
         if language == "zh":  # English inside Chinese narration: the sources' own words, or invented
-            known = normalise(quoted + question)
+            known = quoted_key
             foreign = [
                 w for w in dict.fromkeys(re.findall(r"[A-Za-z]{2,}", narration)) if normalise(w) not in known
             ]
@@ -375,7 +410,47 @@ def check_scene(scene: Scene, passages: list[Passage], question: str, language: 
     if talks_about_sources(narration) or talks_about_sources(scene.key_point):
         problems.append("it talks about the passages instead of saying what they say")
     checked = scene.model_copy(update={"narration": narration, "evidence": evidence or scene.evidence})
-    return SceneCheck(checked, problems)
+    return SceneCheck(checked, problems, dropped, no_yes_no)
+
+
+def left_out(narration: str, quote: str) -> list[str]:
+    """The numbers and code-like terms of ``quote`` missing from ``narration``, when it keeps fewer
+    than half of them: a small model's paraphrase of "use genrsa -des3 ... 2048" as "create a
+    protected key" is true and answers nothing."""
+    numbers = sorted(numbers_in(quote), key=lambda n: (len(n), n))
+    terms = list(dict.fromkeys(m[0] for m in _CODE_WORD.finditer(quote)))
+    if not numbers and not terms:
+        return []
+    said_numbers, said = numbers_in(narration, lenient=True), normalise(narration)
+    missing = [n for n in numbers if n not in said_numbers] + [t for t in terms if normalise(t) not in said]
+    kept = len(numbers) + len(terms) - len(missing)
+    return missing if 2 * kept < len(numbers) + len(terms) else []
+
+
+_YES_NO_EN = re.compile(
+    r"^\W*(?:[a-z0-9 ,'.-]{0,80}[,:;]\s*)?(?:do|does|did|is|are|was|were|can|could|should|will|would|must|may|has|have)\b",
+    re.IGNORECASE,
+)
+_YES_NO_ZH = re.compile(r"(?:嗎|吗|是否|是不是|能不能|可不可以|會不會|会不会|要不要|有沒有|有没有)")
+# What the question asks for besides the yes or no: "..., and which mode?" asks for a name too.
+_WH = re.compile(
+    r"\b(?:what|which|who|whom|how|when|where|why)\b|什麼|什么|哪|怎麼|怎么|如何|為什麼|为什么|幾|几|多少|多久"
+)
+_YES_EN = re.compile(r"^\W*(?:yes|no)\b", re.IGNORECASE)
+_YES_ZH = re.compile(r"^\W*(?:是|對|对|會|会|可以|能|要|需要|有|不|沒|没|否|別|别)")
+
+
+def asks_yes_or_no(question: str, language: str) -> bool:
+    """Whether ``question`` is answered by a yes or a no (and nothing else it asks comes first)."""
+    first = re.split(r"(?<=[?？])", question.strip())[0]
+    first = re.split(r"(?<=[.!;。！；])\s+|(?<=[。！；])", first)[-1]  # the sentence that asks
+    if language == "zh":
+        return bool(_YES_NO_ZH.search(first)) and not _WH.search(first)
+    return bool(_YES_NO_EN.search(first)) and not _WH.search(first.split(",")[-1])
+
+
+def begins_yes_or_no(narration: str, language: str) -> bool:
+    return bool((_YES_ZH if language == "zh" else _YES_EN).match(narration.strip()))
 
 
 def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Scene | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator
 
+from ragreel.llm.evidence import asks_yes_or_no
 from ragreel.llm.prompt import LengthTarget, format_passages, neutralise_delimiters
 from ragreel.schemas import Evidence, Passage, Scene
 from ragreel.text import TAIWAN, convert_chinese
@@ -81,6 +82,10 @@ _SYSTEM_ZH = """\
 # No example scene in Chinese: the 1.5B model copied it as its first scene in 3 of 10 evaluation answers.
 
 _REMINDER = {"en": "Reply with the JSON script, in English.", "zh": "請回覆 JSON 腳本，旁白用繁體中文。"}
+_YES_NO = {
+    "en": 'The question asks yes or no: the first narration begins with "Yes" or "No".',
+    "zh": "這是是非題：第一個場景的旁白以「是」、「可以」、「會」或「不」開頭。",
+}
 
 _REVISE = {
     "en": "These scenes did not pass the check against the passages:\n{problems}\n"
@@ -100,9 +105,12 @@ def script_messages(
     system = (_SYSTEM_ZH if language == "zh" else _SYSTEM_EN).format(
         scenes_low=MIN_SCENES + 1, scenes_high=MAX_SCENES - 1, low=low, high=high
     )
+    reminder = _REMINDER[language]
+    if asks_yes_or_no(question, language):
+        reminder = f"{_YES_NO[language]}\n{reminder}"
     user = (
         f"Passages:\n\n{format_passages(passages)}\n\n"
-        f"<question>\n{neutralise_delimiters(question.strip())}\n</question>\n\n{_REMINDER[language]}"
+        f"<question>\n{neutralise_delimiters(question.strip())}\n</question>\n\n{reminder}"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
