@@ -100,7 +100,7 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
     if "embedding_model" in changed_settings and kb.exists() and not rebuild:
         # Re-embedding everything can take a long time: do it only when asked, never by accident.
         raise KnowledgeBaseError(
-            f"the knowledge base at {kb.path} was built with the embedding model "
+            f"the knowledge base at {kb.uri} was built with the embedding model "
             f"{stored_meta.get('embedding_model')!r} ({stored_meta.get('dimension', '?')}-d vectors), "
             f"but RAGREEL_EMBEDDING_MODEL is {settings.embedding_model!r}",
             stage="ingest",
@@ -111,7 +111,7 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
         why = (
             "asked to" if rebuild else ("new" if not kb.exists() else f"settings changed: {changed_settings}")
         )
-        logger.info("Creating the knowledge base at %s (%s)", kb.path, why)
+        logger.info("Creating the knowledge base at %s (%s)", kb.uri, why)
         kb.create(get_embedder(settings.embedding_model).dimension)
         report.rebuilt = True
 

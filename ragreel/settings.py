@@ -9,6 +9,7 @@ the environment and see the change.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ragreel.errors import InputError
 from ragreel.schemas import DEFAULT_MAX_QUESTION_CHARS, Aspect, Theme, TopK, VoiceSpec
 
+# s3://bucket[/prefix]: S3's bucket naming rules, then path segments without empty ones.
+STORE_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s/?#@]+)*")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -25,10 +29,33 @@ class Settings(BaseSettings):
     )
 
     # --- storage -------------------------------------------------------------------------
-    home: Path = Field(Path(".ragreel"), description="Knowledge base, videos and batch outputs.")
+    home: Path = Field(
+        Path(".ragreel"),
+        description="Knowledge base (unless RAGREEL_STORE is set), videos and batch outputs; with a store, "
+        "the local scratch and cache folder.",
+    )
     model_cache: Path = Field(
         Path("~/.cache/ragreel"), description="Models that ragreel assembles or downloads."
     )
+    store: str | None = Field(
+        None,
+        description="Object store URL shared by workers on several hosts: the knowledge base lives at "
+        "<store>/kb (and, later, finished outputs under it); RAGREEL_HOME stays the local scratch and "
+        "cache folder.",
+    )
+    # The object store's endpoint and credentials: the standard AWS variables, read as boto3 and
+    # LanceDB read them, so one environment serves both (and a .env file can hold them too).
+    aws_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL"),
+        description="S3-compatible endpoint (MinIO, Ceph, R2...); unset: AWS itself.",
+    )
+    aws_region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    aws_access_key_id: str | None = Field(None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY")
+    )
+    aws_session_token: SecretStr | None = Field(None, validation_alias=AliasChoices("AWS_SESSION_TOKEN"))
 
     # --- knowledge base --------------------------------------------------------------------
     embedding_model: str = Field(
@@ -147,11 +174,44 @@ class Settings(BaseSettings):
         None, description="Where `python -m ragreel.mcp` finds the API (default http://API_HOST:API_PORT)."
     )
 
-    @field_validator("api_token", mode="before")
+    @field_validator(
+        "api_token",
+        "store",
+        "aws_endpoint_url",
+        "aws_region",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        mode="before",
+    )
     @classmethod
-    def _no_empty_token(cls, value: object) -> object:
+    def _empty_is_unset(cls, value: object) -> object:
         # `RAGREEL_API_TOKEN=` in a .env or compose file means no token, never the empty token.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        # The value is never echoed: a mistyped URL may carry credentials.
+        if value is None:
+            return None
+        url = value.strip().rstrip("/")
+        if not STORE_URL.fullmatch(url):
+            raise ValueError(
+                "expected s3://bucket or s3://bucket/prefix (a bucket name of 3-63 lowercase letters, "
+                "digits, dots and hyphens; no credentials, query or spaces in the URL)"
+            )
+        return url
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = value.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/@]+(/\S*)?", url):
+            raise ValueError("expected an http:// or https:// URL without credentials")
+        return url
 
     def relevance_floor(self, language: str) -> float:
         """RAGREEL_MIN_RELEVANCE, or the embedding model's measured value for ``language`` when unset."""
@@ -163,7 +223,14 @@ class Settings(BaseSettings):
 
     @property
     def kb_dir(self) -> Path:
+        """The local knowledge-base folder: the knowledge base itself, or, with RAGREEL_STORE, the local
+        copies of its pictures and PDFs."""
         return self.home / "kb"
+
+    @property
+    def kb_uri(self) -> str:
+        """Where the knowledge base's table and metadata live: <store>/kb, or the local folder."""
+        return f"{self.store}/kb" if self.store else str(self.kb_dir)
 
     @property
     def videos_dir(self) -> Path:

@@ -126,14 +126,18 @@ def ingest_file(
         settings.embed_batch_size,
     )
     doc_id = hashlib.sha1(f"{root}\0{source}".encode()).hexdigest()[:12]
-    kb_dir = Path(settings.kb_dir)
-    pdf = keep_pdf(kb_dir, data, digest) if path.suffix.lower() == ".pdf" else ""
+    kb = KnowledgeBase(settings)
+    pdf = keep_pdf(kb.path, data, digest) if path.suffix.lower() == ".pdf" else ""
+    if pdf:
+        kb.share_kept(pdf)
     kept: dict[int, Picture | None] = {}  # a PDF page's pictures are shared by its chunks
 
     def pictures_of(chunk) -> str:
         for found in chunk.pictures:
             if id(found) not in kept:
-                kept[id(found)] = keep_picture(kb_dir, Path(root), found)
+                kept[id(found)] = keep_picture(kb.path, Path(root), found)
+                if kept[id(found)]:
+                    kb.share_kept(kept[id(found)].file)
         return json.dumps(
             [kept[id(f)].model_dump() for f in chunk.pictures if kept[id(f)]], ensure_ascii=False
         )
@@ -158,7 +162,7 @@ def ingest_file(
         for chunk, vector in zip(chunks, vectors, strict=True)
     ]
     embed_seconds = time.perf_counter() - started
-    KnowledgeBase(settings).replace_document(root, source, rows)
+    kb.replace_document(root, source, rows)
     return FileReport(
         root=root,
         source=source,

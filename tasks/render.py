@@ -164,16 +164,17 @@ def slides_for(answer: Answer, settings: Settings | None = None) -> list[Slide]:
     sentences around it, with the document and section it comes from. A quote from a PDF is shown
     as the region of its page (when it can be found there), and a picture the passage shows is
     shown beside it. An answer without scenes (not covered) has none."""
+    from ragreel.kb.store import KnowledgeBase
     from ragreel.llm.evidence import main_evidence
     from ragreel.video.pdf_page import quote_on_page
 
-    kb_dir = Path((settings or get_settings()).kb_dir)
+    kb = KnowledgeBase(settings or get_settings())  # with RAGREEL_STORE, files come from the store once
     slides = []
     for scene in answer.scenes:
         evidence = main_evidence(scene.narration, scene.evidence)
         cited = answer.citations[evidence.passage - 1] if evidence.passage <= len(answer.citations) else None
         before, after = _around(evidence.quote, cited.text) if cited else ("", "")
-        pdf = kb_dir / cited.pdf if cited and cited.pdf and cited.page else None
+        pdf = kb.kept_file(cited.pdf) if cited and cited.pdf and cited.page else None
         shows_page = pdf is not None and quote_on_page(pdf, cited.page, evidence.quote)
         picture = cited.pictures[0] if cited and cited.pictures else None
         slides.append(
@@ -187,7 +188,7 @@ def slides_for(answer: Answer, settings: Settings | None = None) -> list[Slide]:
                 quote_heading=cited.heading if cited and cited.heading != cited.title else "",
                 page_pdf=str(pdf) if shows_page else "",
                 page=cited.page if shows_page else 0,
-                picture=str(kb_dir / picture.file) if picture else "",
+                picture=str(kb.kept_file(picture.file)) if picture else "",
                 picture_caption=picture.caption if picture else "",
             )
         )

@@ -1,24 +1,28 @@
 """The LanceDB table of chunks: one row per chunk, a vector column and a full-text index.
 
 A :class:`KnowledgeBase` is opened from settings wherever it is needed; it is never passed
-into a Prefect task (tasks take the knowledge-base *version*, a string, instead).
+into a Prefect task (tasks take the knowledge-base *version*, a string, instead). It lives in
+the local folder ``RAGREEL_HOME/kb``, or, with RAGREEL_STORE, at ``<store>/kb`` on an object
+store that workers on several hosts share: the table, its metadata and the kept pictures and PDFs
+are all there, and the local folder only holds copies of the pictures and PDFs a host has used.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from ragreel import storage
 from ragreel.errors import KnowledgeBaseError
 from ragreel.kb.chunking import chunking_signature
 from ragreel.kb.loaders import LOADERS_VERSION
-from ragreel.kb.pictures import remove_unreferenced
+from ragreel.kb.pictures import DOCUMENTS_DIR, PICTURES_DIR, remove_unreferenced
 from ragreel.schemas import Passage, Picture
 from ragreel.settings import Settings
 from ragreel.text import convert_chinese
@@ -34,18 +38,29 @@ INGEST_HINT = "run: python -m flows.ingest data/kb  (or your own folder)"
 
 # LanceDB searches a table flat until it has a vector index; from this many chunks, optimize() makes one.
 VECTOR_INDEX_MIN_ROWS = 50_000
+# What kept pictures and PDFs are called (hash-named, see ragreel.kb.pictures): nothing else is fetched
+# from the store into the local folder.
+KEPT_FILE = re.compile(rf"({PICTURES_DIR}|{DOCUMENTS_DIR})/[0-9a-f]{{16,64}}\.(png|jpg|pdf)")
+
+# (folder or URL, hash of the store's configuration) -> LanceDB connection
+_connections: dict[tuple[str, str], Any] = {}
 
 
-@functools.cache
-def _connection(path: str):
-    """One LanceDB connection per folder and process: its cache keeps the indices a search has read
-    (a fresh connection reads the vector index from disk again, tens of ms at 100,000 chunks).
-    Tables are still opened afresh from it, so they are never a stale version."""
-    # lance warns on every hybrid query about a future change of projected columns
-    os.environ.setdefault("LANCEDB_LOG", "error")
-    import lancedb
+def _connection(uri: str, settings: Settings):
+    """One LanceDB connection per folder or URL and process: its cache keeps the indices a search has
+    read (a fresh connection reads the vector index again, tens of ms at 100,000 chunks). Tables are
+    still opened afresh from it, so they are never a stale version. The key holds a hash of the store's
+    credentials, not the credentials: changed ones get a new connection."""
+    remote = uri.startswith("s3://")
+    key = (uri, storage.fingerprint(settings) if remote else "")
+    if key not in _connections:
+        # lance warns on every hybrid query about a future change of projected columns
+        os.environ.setdefault("LANCEDB_LOG", "error")
+        import lancedb
 
-    return lancedb.connect(path)
+        options = storage.lancedb_storage_options(settings) if remote else None
+        _connections[key] = lancedb.connect(uri, storage_options=options)
+    return _connections[key]
 
 
 def search_form(text: str) -> str:
@@ -70,13 +85,22 @@ class KBStatus:
 class KnowledgeBase:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.uri = settings.kb_uri  # where the table and its metadata are, as users are told
+        self.remote = settings.store is not None
+        # the local folder: the whole knowledge base, or the copies of kept files fetched from the store
         self.path = Path(settings.kb_dir)
         self._db = None
+        self._meta: dict | None = None  # read by table(), for the searches on the table it opened
 
     # --- opening --------------------------------------------------------------------------
     @property
     def meta_path(self) -> Path:
+        """The metadata file of a local knowledge base."""
         return self.path / META_FILE
+
+    @property
+    def meta_url(self) -> str:
+        return f"{self.uri}/{META_FILE}"
 
     def pipeline_meta(self) -> dict:
         return {
@@ -88,17 +112,37 @@ class KnowledgeBase:
         }
 
     def stored_meta(self) -> dict | None:
-        if not self.meta_path.exists():
-            return None
-        return json.loads(self.meta_path.read_text())
+        if self.remote:
+            text = storage.read_text(self.meta_url, self.settings)
+        else:
+            text = self.meta_path.read_text() if self.meta_path.exists() else None
+        return json.loads(text) if text is not None else None
+
+    def _write_meta(self, meta: dict) -> None:
+        text = json.dumps(meta, indent=2)
+        if self.remote:
+            storage.write_text(self.meta_url, text, self.settings)
+        else:
+            self.meta_path.write_text(text)
+
+    def _table_exists(self) -> bool:
+        name = f"{self.settings.table_name}.lance"
+        if self.remote:
+            return storage.exists(f"{self.uri}/{name}", self.settings)
+        return (self.path / name).exists()
 
     def exists(self) -> bool:
-        return self.meta_path.exists() and (self.path / f"{self.settings.table_name}.lance").exists()
+        if self.remote:
+            return storage.exists(self.meta_url, self.settings) and self._table_exists()
+        return self.meta_path.exists() and self._table_exists()
 
     def _connect(self):
         if self._db is None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._db = _connection(str(self.path.resolve()))
+            if self.remote:
+                self._db = _connection(self.uri, self.settings)
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._db = _connection(str(self.path.resolve()), self.settings)
         return self._db
 
     def table(self):
@@ -107,18 +151,19 @@ class KnowledgeBase:
         Opened afresh on each call (cheap) because tasks write through their own handles and
         a kept handle would read a stale version.
         """
-        if not self.exists():
-            raise KnowledgeBaseError(f"no knowledge base at {self.path}", hint=INGEST_HINT)
-        meta = self.stored_meta() or {}
+        meta = self.stored_meta()
+        if meta is None or not self._table_exists():
+            raise KnowledgeBaseError(f"no knowledge base at {self.uri}", hint=INGEST_HINT)
+        self._meta = meta
         if meta.get("embedding_model") != self.settings.embedding_model:
             raise KnowledgeBaseError(
-                f"the knowledge base at {self.path} was embedded with {meta.get('embedding_model')!r}, "
+                f"the knowledge base at {self.uri} was embedded with {meta.get('embedding_model')!r}, "
                 f"but RAGREEL_EMBEDDING_MODEL is {self.settings.embedding_model!r}",
                 hint="rebuild it: python -m flows.ingest PATH --rebuild (or set RAGREEL_EMBEDDING_MODEL back)",
             )
         if meta.get("table") != TABLE_LAYOUT:
             raise KnowledgeBaseError(
-                f"the knowledge base at {self.path} was written by an older ragreel (it lacks pages and pictures)",
+                f"the knowledge base at {self.uri} was written by an older ragreel (it lacks pages and pictures)",
                 hint="rebuild it: python -m flows.ingest PATH --rebuild",
             )
         return self._connect().open_table(self.settings.table_name)
@@ -148,7 +193,7 @@ class KnowledgeBase:
         )
         table = db.create_table(self.settings.table_name, schema=schema, mode="overwrite")
         self._create_fts_index(table)
-        self.meta_path.write_text(json.dumps({**self.pipeline_meta(), "dimension": dimension}, indent=2))
+        self._write_meta({**self.pipeline_meta(), "dimension": dimension})
 
     def _create_fts_index(self, table) -> None:
         from lancedb.index import FTS
@@ -206,6 +251,36 @@ class KnowledgeBase:
         referenced = {row["pdf"] for row in rows if row["pdf"]}
         referenced |= {picture["file"] for row in rows for picture in json.loads(row["pictures"])}
         remove_unreferenced(self.path, referenced)
+        if self.remote:
+            self._remove_unreferenced_shared(referenced)
+
+    # --- kept pictures and PDFs -----------------------------------------------------------
+    def share_kept(self, name: str) -> None:
+        """Put a picture or PDF just kept in the local folder on the store too, for every other host.
+
+        Names are hashes of the bytes, so one already there is the same file and is left alone."""
+        if self.remote and not storage.exists(f"{self.uri}/{name}", self.settings):
+            storage.upload_file(self.path / name, f"{self.uri}/{name}", self.settings)
+
+    def kept_file(self, name: str) -> Path:
+        """The local path of a kept picture or PDF, fetched from the store the first time this host
+        needs it (a hash-named file never changes, so a local copy is never stale)."""
+        local = self.path / name
+        if self.remote and not local.exists():
+            if not KEPT_FILE.fullmatch(name):
+                raise KnowledgeBaseError(f"the knowledge base at {self.uri} names an unexpected file")
+            storage.download_file(f"{self.uri}/{name}", local, self.settings)
+        return local
+
+    def _remove_unreferenced_shared(self, referenced: set[str]) -> None:
+        removed = 0
+        for folder in (PICTURES_DIR, DOCUMENTS_DIR):
+            for url in storage.list_files(f"{self.uri}/{folder}", self.settings):
+                if url.removeprefix(f"{self.uri}/") not in referenced:
+                    storage.delete_file(url, self.settings)
+                    removed += 1
+        if removed:
+            log.info("removed %d pictures and documents no chunk refers to from the store", removed)
 
     # --- status ---------------------------------------------------------------------------
     def version(self) -> str:
@@ -218,7 +293,7 @@ class KnowledgeBase:
     def status(self) -> KBStatus:
         docs = self.documents()
         return KBStatus(
-            path=str(self.path),
+            path=self.uri,
             documents=len(docs),
             chunks=self.table().count_rows(),
             version=self.version(),
@@ -244,11 +319,11 @@ class KnowledgeBase:
         """
         table = table if table is not None else self.table()
         if table.count_rows() == 0:
-            raise KnowledgeBaseError(f"the knowledge base at {self.path} is empty", hint=INGEST_HINT)
-        stored_dimension = (self.stored_meta() or {}).get("dimension")
+            raise KnowledgeBaseError(f"the knowledge base at {self.uri} is empty", hint=INGEST_HINT)
+        stored_dimension = (self._meta or self.stored_meta() or {}).get("dimension")
         if stored_dimension and len(vector) != stored_dimension:
             raise KnowledgeBaseError(
-                f"the knowledge base at {self.path} holds {stored_dimension}-d vectors, but the embedding "
+                f"the knowledge base at {self.uri} holds {stored_dimension}-d vectors, but the embedding "
                 f"model gave a {len(vector)}-d one",
                 hint="rebuild it: python -m flows.ingest PATH --rebuild",
             )
