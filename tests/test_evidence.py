@@ -427,4 +427,7 @@ def test_a_name_may_come_from_the_title_of_the_passage_quoted():
     result = check_scene(scene, [memorial], "「三顧茅廬」這個典故是從哪篇文章來的？", "zh")
     assert result.sound, result.problems
     other = scene.model_copy(update={"narration": "這個典故出自「隆中對」：先帝到草廬拜訪了他。"})
-    assert "the term(s) 隆中對 are not in its quote" in check_scene(other, [memorial], "典故出處？", "zh").problems
+    assert (
+        "the term(s) 隆中對 are not in its quote"
+        in check_scene(other, [memorial], "典故出處？", "zh").problems
+    )

@@ -169,7 +169,11 @@ def test_server_is_started_once_reused_and_stopped(local_settings):
     assert second.server == first.server
     assert local_server.ensure_local_server(local_settings) is server  # same process, same port
     assert psutil.Process(server.pid).is_running()
-    assert str(server.model_path) in " ".join(psutil.Process(server.pid).cmdline())
+    command = " ".join(psutil.Process(server.pid).cmdline())
+    assert str(server.model_path) in command
+    # As many threads as this process may use, for generation and for reading the prompt alike.
+    cores = len(os.sched_getaffinity(0))
+    assert f"--n_threads {cores} " in command and f"--n_threads_batch {cores}" in command
 
     local_server.stop_local_server()
     assert gone(server.pid)

@@ -323,6 +323,10 @@ def _start(model_path: Path, alias: str, settings: Settings) -> tuple[subprocess
         str(CONTEXT_TOKENS),
         "--n_threads",
         str(threads),
+        # Prompt evaluation too: llama-cpp-python's default is the machine's core count, not the
+        # cores this process may use (a CPU set, taskset), and oversubscribed threads crawl.
+        "--n_threads_batch",
+        str(threads),
     ]
     logger.info(
         "Starting the local LLM server: %s on 127.0.0.1:%d, %d threads", model_path.name, port, threads
