@@ -36,9 +36,11 @@ from pydantic import BaseModel, Field
 from flows.generate import generate_video
 from ragreel.cli import run_command
 from ragreel.errors import RagreelError
+from ragreel.outputs import publish, read_text, run_location, scratch_folder, share_link
 from ragreel.prefect_server import temporary_prefect_server
 from ragreel.schemas import GENERATE_DEPLOYMENT, Scene, Script, VideoResult
 from ragreel.settings import get_settings
+from ragreel.storage import is_url
 from tasks.batch import (
     BatchRow,
     RowProblem,
@@ -82,7 +84,7 @@ class BatchSummary(BaseModel):
 # --- one row ------------------------------------------------------------------------------------
 
 
-def _row_parameters(row: BatchRow, output_dir: Path, video: bool) -> dict:
+def _row_parameters(row: BatchRow, output_dir: str, video: bool) -> dict:
     return {
         "question": row.question,
         "language": row.language,
@@ -102,14 +104,14 @@ def _failure(row: BatchRow, exc: BaseException | None, flow_run_id: str | None =
     return RowOutcome(row=row, status="failed", failed_stage=stage, error=message, flow_run_id=flow_run_id)
 
 
-def run_row_here(row: BatchRow, output_dir: Path, video: bool) -> RowOutcome:
+def run_row_here(row: BatchRow, output_dir: str, video: bool) -> RowOutcome:
     state = generate_video(**_row_parameters(row, output_dir, video), return_state=True)
     if state.is_completed():
         return RowOutcome(row=row, status="succeeded", result=state.result())
     return _failure(row, state.result(raise_on_failure=False))
 
 
-def run_row_on_worker(row: BatchRow, output_dir: Path, video: bool, deployment: str) -> RowOutcome:
+def run_row_on_worker(row: BatchRow, output_dir: str, video: bool, deployment: str) -> RowOutcome:
     """Run the row as a run of the generate deployment and wait for it: any worker may take it."""
     from prefect.deployments import run_deployment
 
@@ -126,11 +128,13 @@ def run_row_on_worker(row: BatchRow, output_dir: Path, video: bool, deployment: 
         if not isinstance(error, BaseException):
             error = RuntimeError(flow_run.state.message if flow_run.state else "no state")
         return _failure(row, error, run_id)
-    result_file = output_dir / "result.json"
     try:
         result = VideoResult.model_validate(flow_run.state.result())
     except Exception:  # noqa: BLE001 - results stored where this host can't read them
-        result = VideoResult.model_validate_json(result_file.read_text(encoding="utf-8"))
+        text = read_text(f"{output_dir}/result.json", get_settings())  # a shared folder, or the store
+        if text is None:
+            return _failure(row, RuntimeError(f"the run left no result.json in {output_dir}"), run_id)
+        result = VideoResult.model_validate_json(text)
     return RowOutcome(row=row, status="succeeded", result=result, flow_run_id=run_id)
 
 
@@ -184,10 +188,12 @@ def _skipped_entry(problem_rows: dict[int, list[RowProblem]], number: int) -> di
 
 
 class Manifest:
-    """The batch's manifest, kept current on disk: every row, pending until its outcome is recorded."""
+    """The batch's manifest, kept current on disk (and on the store, with one): every row, pending
+    until its outcome is recorded."""
 
-    def __init__(self, folder: Path, rows: list[BatchRow], problems: list[RowProblem]):
-        self.folder = folder
+    def __init__(self, location: str, rows: list[BatchRow], problems: list[RowProblem]):
+        self.location = location
+        self.folder = scratch_folder(location, get_settings())
         self.rows = rows
         self.outcomes: dict[int, RowOutcome] = {}
         self._problem_rows: dict[int, list[RowProblem]] = {}
@@ -210,12 +216,16 @@ class Manifest:
         statuses = [o.status for o in self.outcomes.values()]
         return {status: statuses.count(status) for status in ("succeeded", "failed", "cancelled")}
 
-    def write(self) -> tuple[Path, Path]:
+    def write(self) -> tuple[str, str]:
         with self._lock:
             return self._write_locked()
 
-    def _write_locked(self) -> tuple[Path, Path]:
-        return write_manifest(self.entries(), self.folder)
+    def _write_locked(self) -> tuple[str, str]:
+        """Where the manifest is now: its local paths, or its URLs once published whole."""
+        settings = get_settings()
+        written = write_manifest(self.entries(), self.folder)
+        csv_at, json_at = (publish(path, self.location, settings) for path in written)
+        return csv_at, json_at
 
 
 def _summary_markdown(summary: BatchSummary, entries: list[dict]) -> str:
@@ -268,6 +278,7 @@ def batch_videos(
     for note in sheet.notes:
         logger.warning(note)
     folder = batch_folder(spreadsheet, sheet.content_hash, settings)
+    location = run_location(f"batches/{folder.name}", settings)  # the folder, or its place on the store
     names = safe_names(sheet.rows)
     for problem in sheet.problems:
         logger.warning("Skipping %s", problem)
@@ -275,17 +286,17 @@ def batch_videos(
         "%d rows to run, %d skipped; outputs in %s",
         len(sheet.rows),
         len({p.row for p in sheet.problems}),
-        folder,
+        location,
     )
 
     progress = create_progress_artifact(0.0, description=f"Rows done of {len(sheet.rows)}")
-    manifest = Manifest(folder, sheet.rows, sheet.problems)
+    manifest = Manifest(location, sheet.rows, sheet.problems)
     manifest.write()  # every row listed as pending from the start
     workers = concurrency or settings.batch_concurrency
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-row")
     futures = {}
     for row in sheet.rows:
-        output_dir = folder / "videos" / names[row.id]
+        output_dir = f"{location}/videos/{names[row.id]}"
         if fan_out:
             call = (run_row_on_worker, row, output_dir, video, deployment)
         else:
@@ -346,7 +357,7 @@ def batch_videos(
     counts = manifest.counts()
     summary = BatchSummary(
         spreadsheet=str(spreadsheet),
-        folder=str(folder),
+        folder=location,
         manifest_csv=str(manifest_csv),
         manifest_json=str(manifest_json),
         succeeded=counts["succeeded"],
@@ -418,7 +429,11 @@ def _batch(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.model_dump(), ensure_ascii=False, indent=2))
     else:
-        print(f"\n{summary.line()}\nManifest: {summary.manifest_csv}")
+        manifest = summary.manifest_csv
+        settings = get_settings()
+        print(
+            f"\n{summary.line()}\nManifest: {share_link(manifest, settings) if is_url(manifest) else manifest}"
+        )
         for problem in summary.problems:
             print(f"  skipped {problem}")
     if summary.interrupted:

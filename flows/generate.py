@@ -27,8 +27,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from ragreel.cli import run_command
-from ragreel.files import write_text_atomic
 from ragreel.kb.store import KnowledgeBase
+from ragreel.outputs import link_seconds, publish_text, run_location, scratch_folder, share_link
 from ragreel.prefect_server import temporary_prefect_server
 from ragreel.schemas import (
     ASPECTS,
@@ -44,6 +44,7 @@ from ragreel.schemas import (
     VideoResult,
 )
 from ragreel.settings import Settings, get_settings
+from ragreel.storage import is_url
 from tasks.answer import generate_stage
 from tasks.render import render_stage, slides_for
 from tasks.retrieve import retrieve_stage
@@ -77,8 +78,9 @@ def generate_video(
     kokoro or espeak; ``aspect`` landscape, portrait or square; ``video=False`` stops after the
     answer; ``title`` replaces the question on the title card; ``script`` (scenes, as in a
     ``result.json``) is rendered instead of asking the model, once its evidence checks out against
-    the retrieved passages. Outputs, with a ``result.json``, go to ``output_dir`` or
-    ``RAGREEL_HOME/videos/<slug>-<hash>/``.
+    the retrieved passages. Outputs, with a ``result.json``, go to ``output_dir`` (a folder, or with
+    RAGREEL_STORE an s3:// URL) or ``RAGREEL_HOME/videos/<slug>-<hash>/`` (``<store>/videos/...``
+    with a store, where the result then names the objects' URLs).
     """
     started = time.perf_counter()
     settings = get_settings()
@@ -95,7 +97,8 @@ def generate_video(
     question = request.question
     language = request.answer_language()
     aspect = request.aspect or settings.aspect
-    folder = Path(output_dir) if output_dir else output_folder(question, language, settings)
+    location = output_dir or output_location(question, language, settings)
+    folder = scratch_folder(location, settings)  # the location itself, unless it is on the store
 
     with StageRun(STAGES if video else STAGES[:2], settings) as run:
         passages = retrieve_stage(question, request.top_k or settings.top_k)
@@ -114,21 +117,21 @@ def generate_video(
             sources=answer.citations,
             passages=passages,
             llm=f"{answer.backend}:{answer.model}",
-            output_dir=str(folder),
+            output_dir=location,
         )
         if video:
-            narration = speak_stage(answer.text, language, request.voice, str(folder))
+            narration = speak_stage(answer.text, language, request.voice, location)
             rendered = render_stage(
                 narration,
                 request.title or question,
                 _sources_card(answer),
-                str(folder),
+                location,
                 language,
                 aspect,
                 slides_for(answer),
             )
             _video_artifact(rendered.mp4_path, question, settings)
-            if settings.public_url:  # a browser can load the picture: show it above the answer
+            if settings.public_url or settings.store:  # a browser can load the picture: show it on top
                 _answer_artifact(
                     answer,
                     passages,
@@ -159,7 +162,7 @@ def generate_video(
 
     result.cached_stages = list(run.cached)
     result.seconds = round(time.perf_counter() - started, 2)
-    _write_result(result, folder)
+    _write_result(result, location, settings)
     return result
 
 
@@ -168,8 +171,18 @@ def generate_video(
 
 def output_folder(question: str, language: str, settings: Settings) -> Path:
     """RAGREEL_HOME/videos/<slug>-<hash>: readable, and distinct for distinct questions."""
+    return settings.videos_dir / _folder_name(question, language)
+
+
+def output_location(question: str, language: str, settings: Settings) -> str:
+    """Where a question's outputs go by default: <store>/videos/<slug>-<hash> with RAGREEL_STORE,
+    else :func:`output_folder`."""
+    return run_location(f"videos/{_folder_name(question, language)}", settings)
+
+
+def _folder_name(question: str, language: str) -> str:
     slug = re.sub(r"[^\w]+", "-", question.lower()).strip("-")[:48].strip("-") or "question"
-    return settings.videos_dir / f"{slug}-{short_hash(question, language)}"
+    return f"{slug}-{short_hash(question, language)}"
 
 
 def _sources_card(answer: Answer) -> list[Source]:
@@ -203,12 +216,15 @@ def _video_artifact(mp4_path: str, question: str, settings: Settings) -> None:
         link_text=Path(mp4_path).name,
         key="video",
         description=f"Video for: {question[:100]}"
-        + ("" if settings.public_url else " (set RAGREEL_PUBLIC_URL for an http link)"),
+        + ("" if settings.public_url or is_url(mp4_path) else " (set RAGREEL_PUBLIC_URL for an http link)"),
     )
 
 
 def public_link(path: str, settings: Settings) -> str:
-    """An http(s) link when RAGREEL_PUBLIC_URL serves RAGREEL_HOME, else a file:// link."""
+    """A presigned HTTPS link for an object on the store; an http(s) link when RAGREEL_PUBLIC_URL
+    serves RAGREEL_HOME; else a file:// link."""
+    if is_url(path):
+        return share_link(path, settings)
     absolute = Path(path).resolve()
     if settings.public_url:
         try:
@@ -265,15 +281,15 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _write_result(result: VideoResult, folder: Path) -> None:
-    """result.json beside the video: what a batch on another host reads back."""
-    write_text_atomic(folder / "result.json", result.model_dump_json(indent=2))
+def _write_result(result: VideoResult, location: str, settings: Settings) -> None:
+    """result.json beside the video (on the store with one): what a batch on another host reads back."""
+    publish_text("result.json", result.model_dump_json(indent=2), location, settings)
 
 
 # --- command line -------------------------------------------------------------------------------
 
 
-def _print_result(result: VideoResult) -> None:
+def _print_result(result: VideoResult, settings: Settings) -> None:
     print(f"\n{result.question}\n\n{result.answer}\n")
     if result.scenes:
         origins = [s.origin for s in result.scenes]
@@ -287,8 +303,17 @@ def _print_result(result: VideoResult) -> None:
     if result.cached_stages:
         print(f"From cache: {', '.join(result.cached_stages)}")
     if result.mp4_path:
-        print(f"\nVideo: {result.mp4_path} ({result.video_seconds:.1f}s)")
-        print(f"Subtitles: {result.srt_path} and {result.vtt_path}\nThumbnail: {result.thumbnail_path}")
+        # Objects on the store are shown as links that open without credentials (for a while).
+        shown = {
+            name: share_link(path, settings) if is_url(path) else path
+            for name, path in result.model_dump(
+                include={"mp4_path", "srt_path", "vtt_path", "thumbnail_path"}
+            ).items()
+        }
+        print(f"\nVideo: {shown['mp4_path']} ({result.video_seconds:.1f}s)")
+        print(f"Subtitles: {shown['srt_path']} and {shown['vtt_path']}\nThumbnail: {shown['thumbnail_path']}")
+        if is_url(result.mp4_path):
+            print(f"(links valid for {link_seconds(settings) // 3600} hours)")
 
 
 def read_script(path: str) -> dict:
@@ -370,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(result.model_dump_json(indent=2))
         else:
-            _print_result(result)
+            _print_result(result, settings)
         return 0
 
     return run_command(generate, "generate-video")

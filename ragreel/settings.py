@@ -39,9 +39,15 @@ class Settings(BaseSettings):
     )
     store: str | None = Field(
         None,
-        description="Object store URL shared by workers on several hosts: the knowledge base lives at "
-        "<store>/kb (and, later, finished outputs under it); RAGREEL_HOME stays the local scratch and "
-        "cache folder.",
+        description="Object store URL shared by workers on several hosts: the knowledge base at <store>/kb, "
+        "finished videos at <store>/videos, batch outputs at <store>/batches and Prefect's cached stage "
+        "results at <store>/results; RAGREEL_HOME stays the local scratch and cache folder.",
+    )
+    link_seconds: int = Field(
+        7 * 24 * 3600,
+        ge=1,
+        description="Lifetime of the presigned HTTPS links to files on RAGREEL_STORE that the CLI, the "
+        "Prefect artifacts and the API hand out, in seconds (at most S3's 604800, 7 days).",
     )
     # The object store's endpoint and credentials: the standard AWS variables, read as boto3 and
     # LanceDB read them, so one environment serves both (and a .env file can hold them too).
@@ -152,8 +158,9 @@ class Settings(BaseSettings):
     batch_concurrency: int = Field(2, ge=1, description="Rows of a batch that run at once.")
     results_storage: str | None = Field(
         None,
-        description="Where Prefect keeps cached stage results: a folder (default RAGREEL_HOME/results), "
-        "an fsspec URL such as s3://bucket/ragreel, or a Prefect storage block slug such as s3-bucket/results.",
+        description="Where Prefect keeps cached stage results: a folder (default RAGREEL_HOME/results, or "
+        "<store>/results with RAGREEL_STORE), an s3:// URL (the store's endpoint and credentials), another "
+        "fsspec URL, or a Prefect storage block slug such as s3-bucket/results.",
     )
 
     # --- HTTP API ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Endpoint, region and credentials are the standard AWS variables (read into :class:`Settings`);
 unset ones fall back to boto3's and LanceDB's own lookups (instance roles, ``~/.aws``). LanceDB
 reaches the store with its own client, configured by :func:`lancedb_storage_options`; everything
-else (the knowledge base's metadata, kept pictures, later the finished videos) goes through the
+else (the knowledge base's metadata, kept pictures, finished videos, Prefect's cached results) goes through the
 boto3 helpers here. Secrets are masked by :func:`redact` in every message this module writes, and
 clients are cached under a hash of the configuration, never under the secrets themselves.
 """
@@ -35,6 +35,11 @@ PERMANENT_CODES = {
     "ExpiredToken",
     "InvalidToken",
 }
+
+
+def is_url(value: str | Path | None) -> bool:
+    """Whether ``value`` names an object on a store (``s3://...``) rather than a local path."""
+    return isinstance(value, str) and value.startswith("s3://")
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -109,8 +114,13 @@ def _client(settings: Settings):
             aws_access_key_id=settings.aws_access_key_id,
             aws_secret_access_key=_secret(settings.aws_secret_access_key),
             aws_session_token=_secret(settings.aws_session_token),
-            # Path-style addressing works with every S3-compatible server; AWS accepts it too.
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
+            # Path-style addressing works with every S3-compatible server; AWS accepts it too. SigV4
+            # for presigned links as well: every region takes it, and it bounds their life (7 days).
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 5, "mode": "standard"},
+            ),
         )
     return _clients[key]
 
@@ -205,31 +215,36 @@ def presigned_url(url: str, seconds: int, settings: Settings | None = None) -> s
     )
 
 
-def read_text(url: str, settings: Settings | None = None) -> str | None:
-    """The UTF-8 text at ``url``, or None when there is no such object."""
+def read_bytes(url: str, settings: Settings | None = None) -> bytes | None:
+    """The bytes at ``url``, or None when there is no such object."""
     settings = settings or get_settings()
     bucket, key = split_url(url)
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        body = _client(settings).get_object(Bucket=bucket, Key=key)["Body"]
-        return body.read().decode("utf-8")
+        return _client(settings).get_object(Bucket=bucket, Key=key)["Body"].read()
     except (BotoCoreError, ClientError) as exc:
         if _is_missing(exc):
             return None
         raise _failure(exc, "read", url, settings) from None
 
 
-def write_text(url: str, text: str, settings: Settings | None = None) -> None:
-    """Store UTF-8 text at ``url`` (a PUT replaces an object whole)."""
+def write_bytes(url: str, data: bytes, settings: Settings | None = None) -> None:
+    """Store ``data`` at ``url`` (a PUT replaces an object whole)."""
     settings = settings or get_settings()
     bucket, key = split_url(url)
-    _call(
-        settings,
-        "write",
-        url,
-        lambda s3: s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8")),
-    )
+    _call(settings, "write", url, lambda s3: s3.put_object(Bucket=bucket, Key=key, Body=data))
+
+
+def read_text(url: str, settings: Settings | None = None) -> str | None:
+    """The UTF-8 text at ``url``, or None when there is no such object."""
+    data = read_bytes(url, settings)
+    return data.decode("utf-8") if data is not None else None
+
+
+def write_text(url: str, text: str, settings: Settings | None = None) -> None:
+    """Store UTF-8 text at ``url`` (a PUT replaces an object whole)."""
+    write_bytes(url, text.encode("utf-8"), settings)
 
 
 def list_files(url: str, settings: Settings | None = None) -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from ragreel.errors import InputError
 from ragreel.schemas import Answer, Aspect, Language, Narration, RenderedVideo, Slide, Source
 from ragreel.settings import Settings, get_settings
-from tasks.stage import code_version, file_signature, stage_task
+from tasks.stage import code_version, file_signature, short_hash, stage_task
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +233,7 @@ def render_cache_key(settings: Settings, parameters: dict) -> str:
     return "|".join(
         [
             code_version("tasks.render", "ragreel.video"),
+            _portable_slides(parameters.get("slides"), settings),
             str(settings.fps),
             settings.theme,
             file_signature(settings.background_image),
@@ -243,12 +244,30 @@ def render_cache_key(settings: Settings, parameters: dict) -> str:
     )
 
 
+def _portable_slides(slides: list[Slide] | None, settings: Settings) -> str:
+    """The slides as a key part, with their pictures and PDFs named relative to the knowledge base
+    folder: that folder is under RAGREEL_HOME, which differs from host to host, and the files in it
+    are named by their content."""
+    kb_dir = str(settings.kb_dir)
+    portable = []
+    for slide in slides or ():
+        slide = Slide.model_validate(slide)
+        fields = {"picture": slide.picture, "page_pdf": slide.page_pdf}
+        portable.append(
+            slide.model_copy(
+                update={name: value.removeprefix(kb_dir) for name, value in fields.items()}
+            ).model_dump_json()
+        )
+    return short_hash(portable)
+
+
 @stage_task(
     name="render",
     timeout_seconds=1800,
     settings_key=render_cache_key,
     run_name=lambda p: f"render {p['aspect']} video",
     outputs=lambda video: [video.mp4_path, video.srt_path, video.vtt_path, video.thumbnail_path],
+    keyed_elsewhere=("slides",),
 )
 def render_stage(
     narration: Narration,
@@ -259,14 +278,26 @@ def render_stage(
     aspect: Aspect,
     slides: list[Slide] | None = None,
 ) -> RenderedVideo:
+    """``out_dir`` is a folder, or with RAGREEL_STORE an s3:// URL: the video is rendered into this
+    host's scratch copy of it, and its files are published there once all of them are complete."""
+    from ragreel.outputs import local_copy, publish, scratch_folder
+
+    settings = get_settings(aspect=aspect)
     stem = "video" if aspect == "landscape" else f"video-{aspect}"
-    return render_video(
+    narration = narration.model_copy(update={"wav_path": str(local_copy(narration.wav_path, settings))})
+    video = render_video(
         narration,
         title,
         sources,
-        Path(out_dir),
+        scratch_folder(out_dir, settings),
         language,
         stem=stem,
-        settings=get_settings(aspect=aspect),
+        settings=settings,
         slides=slides or (),
     )
+    # The MP4 last: once it is there, so is everything else it goes with.
+    published = {
+        name: publish(getattr(video, name), out_dir, settings)
+        for name in ("wav_path", "srt_path", "vtt_path", "thumbnail_path", "mp4_path")
+    }
+    return video.model_copy(update=published)

@@ -46,11 +46,17 @@ def narration_path(out_dir: str, text: str, language: Language, voice: str, sett
     outputs=lambda narration: [narration.wav_path],
 )
 def speak_stage(text: str, language: Language, voice: str, out_dir: str) -> Narration:
+    """``out_dir`` is a folder, or with RAGREEL_STORE an s3:// URL: the WAV is spoken into this
+    host's scratch copy of it, then published there, so a later render on any host finds it."""
+    from ragreel.outputs import publish, scratch_folder
+
     settings = get_settings()
-    return narrate(
+    folder = scratch_folder(out_dir, settings)
+    narration = narrate(
         text,
         language,
-        narration_path(out_dir, text, language, voice, settings),
+        narration_path(str(folder), text, language, voice, settings),
         voice=voice,
         settings=settings,
     )
+    return narration.model_copy(update={"wav_path": publish(narration.wav_path, out_dir, settings)})

@@ -14,8 +14,9 @@ them). The task then has
   question are just text.
 
 Called inside a :class:`StageRun` (the generate flow opens one), a stage also stores its results
-where ``RAGREEL_RESULTS_STORAGE`` says, reports progress, records whether it came from cache, and
-computes a cached result again when the files it names are gone.
+where ``RAGREEL_RESULTS_STORAGE`` says (default: ``<store>/results`` with RAGREEL_STORE, so every
+worker shares one cache), reports progress, records whether it came from cache, and computes a
+cached result again when the files it names (local files, or objects on the store) are gone.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from prefect import Task, get_run_logger, task
-from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy, Inputs
 from prefect.tasks import exponential_backoff
 
 from ragreel.errors import PermanentError, RagreelError, is_retryable
@@ -113,8 +114,15 @@ def result_storage(settings: Settings) -> str:
     """
     from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 
-    value = settings.results_storage or str(settings.home / "results")
-    if "://" in value:
+    from ragreel.result_store import ObjectStoreResults
+
+    # With a store, results live beside the outputs they name: every worker reads the same cache.
+    default = f"{settings.store}/results" if settings.store else str(settings.home / "results")
+    value = settings.results_storage or default
+    if value.startswith("s3://"):
+        block = ObjectStoreResults(basepath=value.rstrip("/"))
+        kind = ObjectStoreResults.get_block_type_slug()
+    elif "://" in value:
         block, kind = RemoteFileSystem(basepath=value), "remote-file-system"
     elif value.startswith(("/", ".", "~")) or value.count("/") != 1:
         value = str(Path(value).expanduser().resolve())
@@ -185,13 +193,20 @@ class Stage(Generic[P, R]):
         except Exception as exc:
             raise RagreelError(f"{type(exc).__name__}: {exc}", stage=self.name) from exc
         cached = state.name == "Cached"
-        if cached and self.outputs and not all(Path(p).exists() for p in self.outputs(result)):
+        if cached and self.outputs and not self._outputs_present(result):
             get_run_logger().warning("%s: the cached result's files are gone; computing it again", self.name)
             result = runnable.with_options(refresh_cache=True)(*args, **kwargs)
             cached = False
         if run:
             run.done(self.name, cached)
         return result
+
+    def _outputs_present(self, result: R) -> bool:
+        """Whether every file the result names is still there (an object, for an s3:// URL)."""
+        from ragreel.outputs import is_present
+
+        settings = get_settings()
+        return all(is_present(path, settings) for path in self.outputs(result))
 
 
 # A full disk, a quota or file-size limit, a read-only or forbidden folder: retrying in seconds won't help.
@@ -229,8 +244,13 @@ def stage_task(
     settings_key: SettingsKey,
     run_name: Callable[[dict[str, Any]], str],
     outputs: Callable[[Any], list[str]] | None = None,
+    keyed_elsewhere: Sequence[str] = (),
 ) -> Callable[[Callable[P, R]], Stage[P, R]]:
-    """Declare a stage task: see the module docstring for what it gets."""
+    """Declare a stage task: see the module docstring for what it gets.
+
+    ``keyed_elsewhere`` names inputs left out of the inputs' hash because ``settings_key`` keys
+    them itself (as a portable form of a path that differs from host to host).
+    """
 
     def task_run_name() -> str:
         from prefect.runtime import task_run
@@ -248,6 +268,7 @@ def stage_task(
                     raise unwritable_error(exc, name, folders[0] if folders else None) from None
                 raise
 
+        inputs = Inputs(exclude=list(keyed_elsewhere)) if keyed_elsewhere else INPUTS
         stage = task(
             guarded,
             name=name,
@@ -257,7 +278,7 @@ def stage_task(
             retry_delay_seconds=exponential_backoff(backoff_factor=2),
             retry_jitter_factor=0.5,
             retry_condition_fn=retry_unless_permanent,
-            cache_policy=INPUTS + TASK_SOURCE + _settings_policy(settings_key),
+            cache_policy=inputs + TASK_SOURCE + _settings_policy(settings_key),
             persist_result=True,
         )
         return Stage(stage, outputs)

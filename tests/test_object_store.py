@@ -3,6 +3,8 @@ in server mode on 127.0.0.1. One host ingests; another, with an empty RAGREEL_HO
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import shutil
@@ -45,6 +47,17 @@ def aws_environment(s3_server, monkeypatch, tmp_path):
     return s3_server
 
 
+def printed(call) -> tuple[object, str]:
+    """Run ``call`` with stdout captured: its return value and what it printed.
+
+    Not capsys: the first test to use the Prefect harness has Prefect's console log handler bound
+    to the stream in place when it starts, and capsys closes its stream when the test ends."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        value = call()
+    return value, buffer.getvalue()
+
+
 @pytest.fixture
 def documents(tmp_path):
     """English and Traditional Chinese Markdown, two of them with a picture."""
@@ -58,7 +71,7 @@ def documents(tmp_path):
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_one_host_ingests_to_the_store_and_another_retrieves_from_it(
-    aws_environment, documents, tmp_path, monkeypatch, caplog, capsys
+    aws_environment, documents, tmp_path, monkeypatch, caplog
 ):
     from flows.ingest import ingest_knowledge_base, main
     from ragreel.kb.store import KnowledgeBase
@@ -112,8 +125,8 @@ def test_one_host_ingests_to_the_store_and_another_retrieves_from_it(
     stored = s3.client().get_object(Bucket="bucket", Key=PREFIX + picture.file)["Body"].read()
     assert local.read_bytes() == stored == (ingesting_home / "kb" / picture.file).read_bytes()
 
-    assert main(["--status"]) == 0
-    status_output = capsys.readouterr().out
+    code, status_output = printed(lambda: main(["--status"]))
+    assert code == 0
     status = json.loads(status_output)
     assert status["path"] == f"{STORE}/kb" and status["documents"] == 4
     assert status["version"] == first.version
@@ -195,3 +208,148 @@ def test_store_urls_and_the_local_default(monkeypatch, ragreel_home):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "ftp://example")
     with pytest.raises(InputError, match="AWS_ENDPOINT_URL"):
         get_settings()
+
+
+# --- outputs and the Prefect cache on the store (part 2) -----------------------------------------
+
+OUTPUTS_STORE = "s3://bucket/outputs-test"
+OUTPUTS_PREFIX = "outputs-test/"
+
+
+def _artifact_links(flow_run_id) -> list[str]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [str(artifact.data) for artifact in artifacts]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_outputs_and_the_cache_are_on_the_store_for_every_host(
+    aws_environment, documents, stub_llm, tmp_path, monkeypatch, caplog
+):
+    from flows.generate import _print_result, generate_video
+    from flows.ingest import ingest_knowledge_base
+    from ragreel import outputs
+    from tests.conftest import decodes_fully
+
+    for name in ("ragreel", "tasks", "flows", "prefect"):
+        # Ours and Prefect's; not the root logger, whose httpx lines about shipping logs to the
+        # Prefect server would be shipped there in turn.
+        caplog.set_level(logging.INFO, logger=name)
+    s3 = aws_environment
+    monkeypatch.setenv("RAGREEL_STORE", OUTPUTS_STORE)
+    monkeypatch.delenv("RAGREEL_RESULTS_STORAGE", raising=False)  # the default: <store>/results
+    monkeypatch.setenv("RAGREEL_WORD_TIMING", "even")
+    monkeypatch.setenv("RAGREEL_LINK_SECONDS", str(30 * 24 * 3600))  # capped at S3's seven days
+    first_home = tmp_path / "first-host"
+    monkeypatch.setenv("RAGREEL_HOME", str(first_home))
+    ingest_knowledge_base([str(documents)])
+
+    question = "What water temperature should I use for oolong tea?"
+
+    def generate():
+        state = generate_video(question, voice="espeak", return_state=True)
+        assert state.is_completed(), state.message
+        return state.result(), state.state_details.flow_run_id
+
+    first, first_run = generate()
+    assert first.cached_stages == []
+    folder = first.output_dir
+    assert folder.startswith(f"{OUTPUTS_STORE}/videos/")
+    for path in (first.mp4_path, first.srt_path, first.vtt_path, first.thumbnail_path, first.wav_path):
+        assert path.startswith(folder + "/"), path
+    keys = set(s3.keys(OUTPUTS_PREFIX + "videos/"))
+    folder_key = folder.removeprefix("s3://bucket/")
+    names = {"video.mp4", "video.srt", "video.vtt", "video.png", "video.wav", "result.json"}
+    assert {f"{folder_key}/{name}" for name in names} <= keys
+    assert not any(".part" in key for key in keys)
+    stored = json.loads(storage_text(s3, f"{folder_key}/result.json"))
+    assert stored["mp4_path"] == first.mp4_path and stored["output_dir"] == folder
+    assert s3.keys(OUTPUTS_PREFIX + "results/")  # Prefect's cached stage results, on the store
+    assert not (first_home / "results").exists()
+
+    # A presigned link opens without credentials, and the video in it decodes.
+    settings = get_settings()
+    assert outputs.link_seconds(settings) == 7 * 24 * 3600
+    link = outputs.share_link(first.mp4_path, settings)
+    assert link.startswith(s3.endpoint_url) and "X-Amz-Expires=604800" in link
+    downloaded = tmp_path / "downloaded.mp4"
+    downloaded.write_bytes(httpx.get(link).raise_for_status().content)
+    assert decodes_fully(downloaded)
+    assert any(s3.endpoint_url in text and "video.mp4" in text for text in _artifact_links(first_run))
+    _, shown = printed(lambda: _print_result(first, settings))
+    assert f"Video: {s3.endpoint_url}/" in shown and "X-Amz-Signature" in shown
+
+    # Another host, with an empty RAGREEL_HOME: every stage from the cache on the store.
+    second_home = tmp_path / "second-host"
+    monkeypatch.setenv("RAGREEL_HOME", str(second_home))
+    asked = len(stub_llm.chat_requests())
+    second, _ = generate()
+    assert second.cached_stages == ["retrieve", "generate", "speak", "render"]
+    assert second.mp4_path == first.mp4_path and len(stub_llm.chat_requests()) == asked
+    assert not list(second_home.rglob("*.mp4"))  # nothing rendered here
+
+    # The video's object gone: the second host renders it again (from the narration on the store).
+    s3.client().delete_object(Bucket="bucket", Key=first.mp4_path.removeprefix("s3://bucket/"))
+    third, _ = generate()
+    assert third.cached_stages == ["retrieve", "generate", "speak"]
+    assert outputs.is_present(third.mp4_path, settings) and list(second_home.rglob("video.mp4"))
+    again = tmp_path / "again.mp4"
+    again.write_bytes(httpx.get(outputs.share_link(third.mp4_path, settings)).content)
+    assert decodes_fully(again)
+
+    # No secret in logs, results, artifacts, the objects' names or the result storage block.
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        blocks = [str(block.data) for block in client.read_block_documents()]
+    texts = [caplog.text, json.dumps(stored), *_artifact_links(first_run), *keys, *blocks]
+    assert not [text for text in texts if SECRET_ACCESS_KEY in text]
+
+
+def storage_text(s3: S3Server, key: str) -> str:
+    return s3.client().get_object(Bucket="bucket", Key=key)["Body"].read().decode("utf-8")
+
+
+def test_a_render_that_stops_part_way_publishes_nothing(aws_environment, tmp_path, monkeypatch):
+    """Files go to the store only once complete: a render killed or failed mid-way leaves no object,
+    and a file still under its temporary name is never published."""
+    from ragreel import outputs
+    from ragreel.files import temporary_name
+    from ragreel.schemas import Narration
+    from tasks import render
+
+    monkeypatch.setenv("RAGREEL_STORE", OUTPUTS_STORE)
+    monkeypatch.setenv("RAGREEL_HOME", str(tmp_path / "home"))
+    settings = get_settings()
+    location = f"{OUTPUTS_STORE}/videos/stopped"
+    partial = temporary_name(outputs.scratch_folder(location, settings) / "video.mp4")
+
+    def stopped_render(narration, question, sources, out_dir, *args, **kwargs):
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"\x00\x00\x00\x18ftypmp42 half a video")
+        raise KeyboardInterrupt  # the way a killed worker stops: in the middle of the encode
+
+    monkeypatch.setattr(render, "render_video", stopped_render)
+    wav = tmp_path / "narration.wav"
+    wav.write_bytes(b"RIFF")
+    narration = Narration(
+        wav_path=str(wav), sample_rate=24000, duration=1.0, language="en", voice="espeak:en", sentences=[]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        render.render_stage.task.fn(narration, "Q?", [], location, "en", "landscape")
+    assert aws_environment.keys("outputs-test/videos/stopped") == []
+    with pytest.raises(ValueError, match="not a finished file"):
+        outputs.publish(partial, location, settings)
+    assert aws_environment.keys("outputs-test/videos/stopped") == []
+
+    finished = partial.with_name("video.mp4")
+    finished.write_bytes(b"whole")
+    url = outputs.publish(finished, location, settings)
+    assert url == f"{location}/video.mp4" and outputs.is_present(url, settings)
+    assert outputs.publish(finished, str(tmp_path / "local"), settings) == str(finished)  # local: as it was

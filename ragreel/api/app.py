@@ -35,9 +35,11 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from ragreel import outputs
 from ragreel.api import jobs
 from ragreel.errors import InputError
 from ragreel.files import write_bytes_atomic
+from ragreel.outputs import share_link
 from ragreel.schemas import (
     BATCH_DEPLOYMENT,
     GENERATE_DEPLOYMENT,
@@ -47,6 +49,7 @@ from ragreel.schemas import (
     VideoResult,
 )
 from ragreel.settings import Settings, get_settings
+from ragreel.storage import is_url
 
 STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 1.0
@@ -204,7 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # --- video jobs ----------------------------------------------------------------------------
 
     def video_parameters(body: VideoJobRequest) -> dict[str, Any]:
-        from flows.generate import output_folder
+        from flows.generate import output_location
         from tasks.stage import short_hash
 
         request = VideoRequest.checked(
@@ -222,7 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One folder per distinct job: the same job again is the same folder (and cache hits), while
         # another shape or voice of the same question does not overwrite it.
         shape = short_hash(request.aspect, request.voice, request.title, request.top_k, script, body.video)
-        folder = output_folder(request.question, language, settings)
+        folder = f"{output_location(request.question, language, settings)}-{shape}"
         return {
             "question": request.question,
             "language": language,
@@ -232,7 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "title": request.title,
             "script": script,
             "video": body.video,
-            "output_dir": str(folder.with_name(f"{folder.name}-{shape}").resolve()),
+            "output_dir": folder if is_url(folder) else str(Path(folder).resolve()),
         }
 
     def refuse_when_busy(deployment: str, client: str) -> None:
@@ -282,8 +285,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return created
 
     def file_url(path: str | None) -> str | None:
+        """The API's own URL of a file under RAGREEL_HOME, or a presigned link to an object on the store."""
         if not path:
             return None
+        if is_url(path):
+            return share_link(path, settings)
         try:
             relative = Path(path).resolve().relative_to(home)
         except ValueError:
@@ -292,7 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def read_result(parameters: dict[str, Any]) -> VideoResult | None:
         """The run's result.json, if it is there, readable and this question's."""
-        from flows.generate import output_folder
+        from flows.generate import output_location
 
         question = " ".join(str(parameters.get("question", "")).split())
         folder = parameters.get("output_dir")
@@ -301,10 +307,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 request = VideoRequest.checked(
                     settings.max_question_chars, question=question, language=parameters.get("language")
                 )
-                folder = output_folder(request.question, request.answer_language(), settings)
+                folder = output_location(request.question, request.answer_language(), settings)
             except InputError:
                 return None
-        text = jobs.read_json_file(Path(folder) / "result.json")
+        if is_url(folder):  # with RAGREEL_STORE, the worker published it there
+            text = outputs.read_text(f"{folder}/result.json", settings)
+        else:
+            text = jobs.read_json_file(Path(folder) / "result.json")
         try:
             result = VideoResult.model_validate_json(text) if text else None
         except ValueError:  # half-edited or from an older version: no result rather than an error
@@ -340,7 +349,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     srt=file_url(r.srt_path),
                     vtt=file_url(r.vtt_path),
                     thumbnail=file_url(r.thumbnail_path),
-                    result=file_url(str(Path(r.output_dir) / "result.json")),
+                    result=file_url(
+                        f"{r.output_dir}/result.json"
+                        if is_url(r.output_dir)
+                        else str(Path(r.output_dir) / "result.json")
+                    ),
                 )
         return job
 
