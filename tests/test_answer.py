@@ -778,3 +778,20 @@ def test_local_model_answers_for_real(local_settings, question, rows, language):
     assert not re.search(r"https?://|\*\*|^#|\n", answer.text)
     # What the answer is about: the water temperature in the passages.
     assert re.search(r"9[05]|九十", answer.text), answer.text
+
+
+def test_the_sentence_that_answers_is_added_when_no_scene_says_it(stub, settings):
+    # True, and beside the point: the small model's typical answer to a question it half read.
+    stub.reply = script_reply((1, OOLONG, "Oolong is brewed at 90 to 95 degrees Celsius."))
+    answer = answer_question(
+        "How many seconds longer is each later infusion of oolong steeped?",
+        make_passages(TEA_EN, "en"),
+        settings=settings,
+    )
+    assert [(s.origin, s.narration) for s in answer.scenes][:2] == [
+        ("model", "Oolong is brewed at 90 to 95 degrees Celsius."),
+        ("extractive", RINSE),
+    ]
+    assert "thirty seconds" in answer.text
+    assert any(c.startswith("answer sentence added") for c in answer.checks)
+    assert len(stub.chat_requests()) == 1  # found in the passages, not asked for again

@@ -12,6 +12,7 @@ from ragreel.llm.evidence import (
     left_out,
     locate_quote,
     numbers_in,
+    readable,
     restates_question,
     talks_about_sources,
     terms_in,
@@ -431,3 +432,33 @@ def test_a_name_may_come_from_the_title_of_the_passage_quoted():
         "the term(s) 隆中對 are not in its quote"
         in check_scene(other, [memorial], "典故出處？", "zh").problems
     )
+
+
+@pytest.mark.parametrize(
+    "sentence, narrated",
+    [
+        (
+            "The `Timsort <https://en.wikipedia.org/wiki/Timsort>`_ algorithm does multiple sorts efficiently.",
+            "The Timsort algorithm does multiple sorts efficiently.",
+        ),
+        (
+            "Sorts are guaranteed to be `stable <https://x.org/wiki/Sort#Stability>`_\\.",
+            "Sorts are guaranteed to be stable.",
+        ),
+        (
+            "Both :meth:`list.sort` and :func:`sorted` take a *reverse* flag.",
+            "Both list.sort and sorted take a reverse flag.",
+        ),
+        ("請看 [說明文件](https://example.org/docs) 的第二節。", "請看 說明文件 的第二節。"),
+    ],
+)
+def test_quotes_are_narrated_without_link_targets_or_markup(sentence, narrated):
+    assert readable(sentence) == narrated
+    scene = extractive_scene(
+        Scene(narration="x", evidence=[Evidence(passage=1, quote=sentence)]),
+        [passage(sentence, "zh" if "請" in sentence else "en")],
+        "zh" if "請" in sentence else "en",
+    )
+    assert scene.narration == narrated and scene.evidence[0].quote == sentence  # the source's words kept
+    if "Timsort" in sentence:
+        assert left_out("The Timsort algorithm is efficient.", sentence) == []  # a web address is no term

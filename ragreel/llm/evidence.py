@@ -417,6 +417,7 @@ def left_out(narration: str, quote: str) -> list[str]:
     """The numbers and code-like terms of ``quote`` missing from ``narration``, when it keeps fewer
     than half of them: a small model's paraphrase of "use genrsa -des3 ... 2048" as "create a
     protected key" is true and answers nothing."""
+    quote = readable(quote)  # a web address is not a term to say
     numbers = sorted(numbers_in(quote), key=lambda n: (len(n), n))
     terms = list(dict.fromkeys(m[0] for m in _CODE_WORD.finditer(quote)))
     if not numbers and not terms:
@@ -460,16 +461,33 @@ def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Sc
     usable = [e for e in evidence if detect_language(e.quote) == language and narratable(e.quote)]
     if not usable:
         return None
-    narration = _join([e.quote for e in usable])
+    narration = _join([readable(e.quote) for e in usable])
     key_point = scene.key_point if scene.key_point and not talks_about_sources(scene.key_point) else ""
     return Scene(narration=narration, key_point=key_point, evidence=usable, origin="extractive")
+
+
+_RST_LINK = re.compile(r"`([^`<]+?)\s*<[^>]*>`_{1,2}")  # `Timsort <https://...>`_
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [text](url)
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")  # :meth:`list.sort`
+
+
+def readable(sentence: str) -> str:
+    """A passage's sentence as it is narrated: its words, code and numbers, without the markup a
+    voice would read out (link targets and web addresses, reST roles, emphasis marks, escapes)."""
+    text = _RST_LINK.sub(r"\1", sentence)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _ROLE.sub(r"\1", text)
+    text = _URL.sub("", text)
+    text = re.sub(r"<\s*>|\\(?=[^\w\s])", "", text)
+    text = re.sub(r"(?<![\w*])\*{1,2}(?=\S)(.+?)(?<=\S)\*{1,2}(?![\w*])", r"\1", text)
+    return normalise_spaces(re.sub(r"\s+([,.;:!?])", r"\1", text))
 
 
 def narratable(sentence: str) -> bool:
     """Whether a passage's sentence can be said on its own: a few words at least, not a label that
     ends in a colon ("依據可包括："), not a bare list of words from a table ("傭兵 雇傭 傭人"), not
     an interpreter session (">>> import twstock")."""
-    text = sentence.strip()
+    text = readable(sentence)
     if text.endswith((":", "：")) or ">>>" in text:  # a label, or an interpreter session (read on screen)
         return False
     if has_han(text) and len(text.split()) >= 3 and re.fullmatch(r"[\w\s、]+", text):
@@ -483,10 +501,41 @@ def sentence_scenes(passages: list[Passage], number: int, language: str) -> list
     """Each narratable sentence of passage ``number`` (1-based) in the answer's language as an
     extractive scene."""
     return [
-        Scene(narration=sentence, evidence=[Evidence(passage=number, quote=sentence)], origin="extractive")
+        _quoted_scene(number, sentence)
         for sentence in _passage_sentences(passages[number - 1])
         if detect_language(sentence) == language and narratable(sentence)
     ]
+
+
+def _quoted_scene(number: int, sentence: str) -> Scene:
+    return Scene(
+        narration=readable(sentence), evidence=[Evidence(passage=number, quote=sentence)], origin="extractive"
+    )
+
+
+def candidate_sentences(passages: list[Passage], language: str) -> list[tuple[int, str]]:
+    """Every sentence of ``passages`` that could be narrated in ``language``, with its passage number."""
+    return [
+        (number, sentence)
+        for number, passage in enumerate(passages, start=1)
+        for sentence in _passage_sentences(passage)
+        if detect_language(sentence) == language and narratable(sentence)
+    ]
+
+
+def word_share(question: str, sentence: str) -> float:
+    """How much of ``sentence``'s content is the question's words, favouring short sentences."""
+    units = _content_units(sentence)
+    return len(units & _content_units(question)) / len(units) ** 0.5 if units else 0.0
+
+
+def says(narration: str, sentence: str) -> bool:
+    """Whether ``narration`` already says what ``sentence`` states: most of its numbers and code
+    terms or, for a sentence without any, most of its content words."""
+    if numbers_in(sentence) or _CODE_WORD.search(readable(sentence)):
+        return not left_out(narration, sentence)
+    units = _content_units(sentence)
+    return not units or len(units & _content_units(narration)) >= 0.5 * len(units)
 
 
 def best_sentences(question: str, passages: list[Passage], language: str, count: int = 2) -> list[Scene]:
@@ -505,10 +554,7 @@ def best_sentences(question: str, passages: list[Passage], language: str, count:
     if not chosen and candidates:
         first = candidates[0][0]
         chosen = [(index, sentence) for index, sentence, _ in candidates if index == first][:count]
-    return [
-        Scene(narration=sentence, evidence=[Evidence(passage=index + 1, quote=sentence)], origin="extractive")
-        for index, sentence in chosen
-    ]
+    return [_quoted_scene(index + 1, sentence) for index, sentence in chosen]
 
 
 def _join(sentences: list[str]) -> str:
