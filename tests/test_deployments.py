@@ -48,6 +48,7 @@ from tests.prefect_server import (
     tagged_processes,
     wait_until,
 )
+from tests.s3_server import S3Server
 
 POOL = "ragreel"
 BATCH_DEPLOYMENT = "batch-videos/ragreel-batch"
@@ -68,6 +69,7 @@ class RoundTrip:
     env: dict[str, str] = field(default_factory=dict)
     stub: StubServer | None = None
     cluster: PostgresCluster | None = None
+    s3: S3Server | None = None  # "object-store": the only thing the workers share besides the server
     server: PrefectServer | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -75,6 +77,9 @@ class RoundTrip:
     @property
     def home(self) -> Path:
         return self.tmp / "ragreel-home"
+
+    def worker_home(self, name: str) -> Path:
+        return self.tmp / f"home-{name}"
 
     @property
     def log_dir(self) -> Path:
@@ -126,10 +131,14 @@ class RoundTrip:
             self.cluster.stop()
         if self.stub is not None:
             self.stub.stop()
+        if self.s3 is not None:
+            self.s3.stop()
         started = self.processes + ([self.server.process] if self.server else [])
         alive = {p.pid: f"{proc.name}'s pid {p.pid}" for proc in started for p in proc.leftovers()}
         if self.cluster is not None:
             alive |= {p.pid: f"postgres pid {p.pid}" for p in self.cluster.leftovers()}
+        if self.s3 is not None and self.s3.popen.poll() is None:
+            alive[self.s3.popen.pid] = f"moto pid {self.s3.popen.pid}"
         strays = tagged_processes(self.tag)
         alive |= {p.pid: f"pid {p.pid} ({' '.join(p.cmdline()[:4])})" for p in strays if p.pid not in alive}
         stop_all(strays, timeout=5)  # don't leave them to the next test
@@ -144,7 +153,10 @@ def _mark(trip: RoundTrip, phase: str, since: float) -> float:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def round_trip(request, tmp_path):
-    """A running server with both deployments and two workers on pool ``ragreel``; stopped afterwards."""
+    """A running server with both deployments and two workers on pool ``ragreel``; stopped afterwards.
+
+    "object-store" (asked for by its test) is SQLite plus an S3 server as RAGREEL_STORE, and each
+    worker, and the ingest, has its own empty RAGREEL_HOME: hosts that share no disk."""
     database = request.param
     if database == "postgresql" and postgres_bin() is None:
         if os.environ.get("RAGREEL_SKIP_POSTGRES") == "1":
@@ -158,6 +170,9 @@ def round_trip(request, tmp_path):
         if database == "postgresql":
             trip.cluster = PostgresCluster.start()
             clock = _mark(trip, "postgres", clock)
+        if database == "object-store":
+            trip.s3 = S3Server(bucket="ragreel").start()
+            clock = _mark(trip, "s3", clock)
         trip.server = PrefectServer.start(
             tmp_path / "prefect-home",
             trip.log_dir,
@@ -183,6 +198,12 @@ def round_trip(request, tmp_path):
             # one request per row: the stub's canned replies may be short for a question they don't fit
             "RAGREEL_ANSWER_MIN_SECONDS": "0",
         }
+        if trip.s3 is not None:
+            trip.env |= trip.s3.environment() | {
+                "RAGREEL_STORE": f"s3://{trip.s3.bucket}/shared",
+                "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+            }
         # The ingest (embedding model, LanceDB) runs while the pool, deployments and workers come up.
         ingest = ManagedProcess.start(
             "ingest", [sys.executable, "-m", "flows.ingest", "data/kb"], trip.env, trip.log_dir
@@ -193,7 +214,8 @@ def round_trip(request, tmp_path):
         # A limit of 2 each: the worker that runs the batch flow keeps one slot for a row, so the
         # three rows cannot all land on one worker: the fan-out reaches both.
         for name in WORKERS:
-            trip.processes.append(start_worker(name, POOL, trip.env, trip.log_dir, limit=2))
+            env = trip.env | ({"RAGREEL_HOME": str(trip.worker_home(name))} if trip.s3 else {})
+            trip.processes.append(start_worker(name, POOL, env, trip.log_dir, limit=2))
         wait_until(
             lambda: pool_workers(trip.server, POOL) >= set(WORKERS),
             120,
@@ -281,6 +303,47 @@ def test_batch_deployment_fans_out_across_two_workers(round_trip):
     assert set(row_workers) == set(WORKERS), (
         f"rows ran on {row_workers}; the fan-out should reach both workers"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_trip", ["object-store"], indirect=True)
+def test_workers_that_share_only_the_object_store_run_a_batch(round_trip):
+    trip = round_trip
+    rows = _three_row_sheet(trip.tmp / "three questions.csv")
+    clock = time.perf_counter()
+    run_id = _run_batch_deployment(trip, trip.tmp / "three questions.csv")
+    _wait_for_run(trip, run_id, "the batch run to finish", watch=trip.workers)
+    trip.timings["batch run"] = round(time.perf_counter() - clock, 1)
+    batch = trip.flow_run(run_id)
+    assert batch["state"]["type"] == "COMPLETED", (
+        f"batch ended {batch['state']['type']}: {batch['state']['message']}\n{trip.diagnostics(run_id)}"
+    )
+    assert batch["state"]["message"] == "3 succeeded, 0 failed, 0 skipped"
+
+    keys = trip.s3.keys("shared/")
+    assert not [k for k in keys if ".part" in k], "only whole files are published"
+    assert any(k.startswith("shared/kb/") for k in keys) and any(
+        k.startswith("shared/results/") for k in keys
+    )
+    [manifest] = [k for k in keys if k.startswith("shared/batches/") and k.endswith("/manifest.json")]
+    entries = json.loads(trip.s3.client().get_object(Bucket="ragreel", Key=manifest)["Body"].read())
+    assert [e["id"] for e in entries] == [r["id"] for r in rows]
+    for entry in entries:
+        assert entry["status"] == "succeeded", entry
+        assert entry["video"].startswith("s3://ragreel/shared/batches/"), entry["video"]
+        key = entry["video"].removeprefix("s3://ragreel/")
+        assert key in keys
+        local = trip.tmp / Path(key).name
+        trip.s3.client().download_file("ragreel", key, str(local))
+        assert decodes_fully(local), key
+    # Nothing the rows made lies in the ingest's folder: each worker wrote in its own.
+    assert not (trip.home / "batches").exists() and not (trip.home / "results").exists()
+    row_workers = {
+        r["labels"].get("prefect.worker.name")
+        for r in trip.flow_runs_of(trip.deployment(GENERATE_DEPLOYMENT))
+    }
+    assert row_workers == set(WORKERS), f"rows ran on {row_workers}; the fan-out should reach both workers"
+    assert len(trip.stub.chat_requests()) == 3
 
 
 def _run_batch_deployment(trip: RoundTrip, sheet: Path) -> str:
