@@ -320,6 +320,9 @@ def test_english_words_in_a_chinese_scene_must_come_from_its_quote():
         ("高山烏龍茶用九十度的水沖泡。", True),
         ("Use `twstock.codes`.", True),
         (">>> import twstock >>> stock = twstock.Stock('2330')", False),
+        ("Creating a certificate request", False),  # a heading
+        ("安裝與設定", False),
+        ("Use the genrsa command with the -des3 option for a passphrase", True),  # long: a sentence
     ],
 )
 def test_only_sentences_that_stand_alone_are_narrated_as_quotes(sentence, expected):
@@ -462,3 +465,11 @@ def test_quotes_are_narrated_without_link_targets_or_markup(sentence, narrated):
     assert scene.narration == narrated and scene.evidence[0].quote == sentence  # the source's words kept
     if "Timsort" in sentence:
         assert left_out("The Timsort algorithm is efficient.", sentence) == []  # a web address is no term
+
+
+def test_a_narration_that_announces_what_follows_is_not_an_answer():
+    scene = Scene(
+        narration="Oolong wants water between 90 and 95 degrees, brewed like this:",
+        evidence=[Evidence(passage=1, quote="Oolong tea is best brewed with water between 90 and 95")],
+    )
+    assert "it ends with a colon" in " ".join(check_scene(scene, [TEA], "How hot for oolong?", "en").problems)

@@ -407,6 +407,8 @@ def check_scene(
         problems.append("it repeats the question instead of answering it")
     if _URL.search(narration):
         problems.append("it narrates a web address, which cannot be said aloud")
+    if re.search(r"[:：]\W*$", narration):
+        problems.append("it ends with a colon: say what follows it instead of announcing it")
     if talks_about_sources(narration) or talks_about_sources(scene.key_point):
         problems.append("it talks about the passages instead of saying what they say")
     checked = scene.model_copy(update={"narration": narration, "evidence": evidence or scene.evidence})
@@ -485,8 +487,8 @@ def readable(sentence: str) -> str:
 
 def narratable(sentence: str) -> bool:
     """Whether a passage's sentence can be said on its own: a few words at least, not a label that
-    ends in a colon ("依據可包括："), not a bare list of words from a table ("傭兵 雇傭 傭人"), not
-    an interpreter session (">>> import twstock")."""
+    ends in a colon ("依據可包括："), not a heading (short, with no end mark), not a bare list of
+    words from a table ("傭兵 雇傭 傭人"), not an interpreter session (">>> import twstock")."""
     text = readable(sentence)
     if text.endswith((":", "：")) or ">>>" in text:  # a label, or an interpreter session (read on screen)
         return False
@@ -494,6 +496,8 @@ def narratable(sentence: str) -> bool:
         return False
     han = sum(1 for ch in text if has_han(ch))
     words = len(re.findall(r"[A-Za-z0-9]+", text))
+    if not re.search(r"[.!?。！？；;…]['\"”’」』)）]*$", text) and han + 2 * words < 16:
+        return False  # a heading ("Creating a certificate request"), not a sentence
     return han + 2 * words >= 6
 
 
