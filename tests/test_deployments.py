@@ -252,17 +252,7 @@ def _three_row_sheet(path: Path) -> list[dict]:
 @pytest.mark.slow
 def test_batch_deployment_fans_out_across_two_workers(round_trip):
     trip = round_trip
-    rows = _three_row_sheet(trip.tmp / "three questions.csv")
-    clock = time.perf_counter()
-
-    run_id = _run_batch_deployment(trip, trip.tmp / "three questions.csv")
-    _wait_for_run(trip, run_id, "the batch run to finish", watch=trip.workers)
-    trip.timings["batch run"] = round(time.perf_counter() - clock, 1)
-    batch = trip.flow_run(run_id)
-    assert batch["state"]["type"] == "COMPLETED", (
-        f"batch ended {batch['state']['type']}: {batch['state']['message']}\n{trip.diagnostics(run_id)}"
-    )
-    assert batch["state"]["message"] == "3 succeeded, 0 failed, 0 skipped"
+    rows, batch = _three_row_batch(trip)
 
     # The deployments are the ones prefect.yaml describes.
     declared = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
@@ -309,16 +299,7 @@ def test_batch_deployment_fans_out_across_two_workers(round_trip):
 @pytest.mark.parametrize("round_trip", ["object-store"], indirect=True)
 def test_workers_that_share_only_the_object_store_run_a_batch(round_trip):
     trip = round_trip
-    rows = _three_row_sheet(trip.tmp / "three questions.csv")
-    clock = time.perf_counter()
-    run_id = _run_batch_deployment(trip, trip.tmp / "three questions.csv")
-    _wait_for_run(trip, run_id, "the batch run to finish", watch=trip.workers)
-    trip.timings["batch run"] = round(time.perf_counter() - clock, 1)
-    batch = trip.flow_run(run_id)
-    assert batch["state"]["type"] == "COMPLETED", (
-        f"batch ended {batch['state']['type']}: {batch['state']['message']}\n{trip.diagnostics(run_id)}"
-    )
-    assert batch["state"]["message"] == "3 succeeded, 0 failed, 0 skipped"
+    rows, _ = _three_row_batch(trip)
 
     keys = trip.s3.keys("shared/")
     assert not [k for k in keys if ".part" in k], "only whole files are published"
@@ -344,6 +325,21 @@ def test_workers_that_share_only_the_object_store_run_a_batch(round_trip):
     }
     assert row_workers == set(WORKERS), f"rows ran on {row_workers}; the fan-out should reach both workers"
     assert _scripts_asked(trip) == 3
+
+
+def _three_row_batch(trip: RoundTrip) -> tuple[list[dict], dict]:
+    """Run the batch deployment on a 3-row sheet and wait: its rows and its finished, whole run."""
+    rows = _three_row_sheet(trip.tmp / "three questions.csv")
+    clock = time.perf_counter()
+    run_id = _run_batch_deployment(trip, trip.tmp / "three questions.csv")
+    _wait_for_run(trip, run_id, "the batch run to finish", watch=trip.workers)
+    trip.timings["batch run"] = round(time.perf_counter() - clock, 1)
+    batch = trip.flow_run(run_id)
+    assert batch["state"]["type"] == "COMPLETED", (
+        f"batch ended {batch['state']['type']}: {batch['state']['message']}\n{trip.diagnostics(run_id)}"
+    )
+    assert batch["state"]["message"] == "3 succeeded, 0 failed, 0 skipped"
+    return rows, batch
 
 
 def _scripts_asked(trip: RoundTrip) -> int:
