@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field
 from flows.generate import generate_video
 from ragreel.cli import run_command
 from ragreel.errors import RagreelError
-from ragreel.outputs import publish, read_text, run_location, scratch_folder, share_link
+from ragreel.outputs import publish, read_text, scratch_folder, share_link
 from ragreel.prefect_server import temporary_prefect_server
 from ragreel.schemas import GENERATE_DEPLOYMENT, Scene, Script, VideoResult
 from ragreel.settings import get_settings
@@ -44,7 +44,7 @@ from ragreel.storage import is_url
 from tasks.batch import (
     BatchRow,
     RowProblem,
-    batch_folder,
+    batch_location,
     read_spreadsheet,
     safe_names,
     write_manifest,
@@ -277,8 +277,7 @@ def batch_videos(
     sheet = read_spreadsheet(spreadsheet, settings, sheet=sheet_name)
     for note in sheet.notes:
         logger.warning(note)
-    folder = batch_folder(spreadsheet, sheet.content_hash, settings)
-    location = run_location(f"batches/{folder.name}", settings)  # the folder, or its place on the store
+    location = batch_location(spreadsheet, sheet.content_hash, settings)
     names = safe_names(sheet.rows)
     for problem in sheet.problems:
         logger.warning("Skipping %s", problem)

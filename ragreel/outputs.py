@@ -76,25 +76,42 @@ def is_present(path_or_url: str, settings: Settings) -> bool:
     return Path(path_or_url).exists()
 
 
-def local_copy(path_or_url: str, settings: Settings) -> Path:
-    """A local path of the file: itself, or this host's copy of an object (fetched when missing)."""
+def local_copy(path_or_url: str, settings: Settings, fresh: bool = False) -> Path:
+    """A local path of the file: itself, or this host's copy of an object (fetched when missing,
+    or every time with ``fresh``, for an object that may have changed since)."""
     if not storage.is_url(path_or_url):
         return Path(path_or_url)
     folder, _, name = path_or_url.rpartition("/")
     local = scratch_folder(folder, settings) / name
-    if not local.is_file():
+    if fresh or not local.is_file():
         storage.download_file(path_or_url, local, settings)
     return local
 
 
-def read_text(path_or_url: str, settings: Settings) -> str | None:
-    """The UTF-8 text of a result file, or None when it is not there."""
+def modified(path_or_url: str, settings: Settings) -> float | None:
+    """When a result file was last written (a POSIX timestamp), or None when it is not there."""
     if storage.is_url(path_or_url):
-        return storage.read_text(path_or_url, settings)
+        return storage.modified(path_or_url, settings)
     try:
-        return Path(path_or_url).read_text(encoding="utf-8")
+        return Path(path_or_url).stat().st_mtime
+    except OSError:
+        return None
+
+
+def read_bytes(path_or_url: str, settings: Settings) -> bytes | None:
+    """The bytes of a result file, or None when it is not there."""
+    if storage.is_url(path_or_url):
+        return storage.read_bytes(path_or_url, settings)
+    try:
+        return Path(path_or_url).read_bytes()
     except FileNotFoundError:
         return None
+
+
+def read_text(path_or_url: str, settings: Settings) -> str | None:
+    """The UTF-8 text of a result file, or None when it is not there."""
+    data = read_bytes(path_or_url, settings)
+    return data.decode("utf-8") if data is not None else None
 
 
 def link_seconds(settings: Settings) -> int:

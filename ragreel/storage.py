@@ -201,6 +201,20 @@ def exists(url: str, settings: Settings | None = None) -> bool:
     return listed.get("KeyCount", 0) > 0
 
 
+def modified(url: str, settings: Settings | None = None) -> float | None:
+    """When the object at ``url`` was last written (a POSIX timestamp), or None when it is not there."""
+    settings = settings or get_settings()
+    bucket, key = split_url(url)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _client(settings).head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
+    except (BotoCoreError, ClientError) as exc:
+        if _is_missing(exc):
+            return None
+        raise _failure(exc, "look up", url, settings) from None
+
+
 def presigned_url(url: str, seconds: int, settings: Settings | None = None) -> str:
     """A URL that lets anyone download ``url`` for ``seconds`` without credentials."""
     settings = settings or get_settings()

@@ -147,9 +147,12 @@ def _read_frame(path: Path, sheet: str | None, notes: list[str]):
 def read_spreadsheet(
     path: str | Path, settings: Settings | None = None, sheet: str | None = None
 ) -> Spreadsheet:
-    """Read and validate a spreadsheet of questions (``sheet``: which sheet of a workbook)."""
+    """Read and validate a spreadsheet of questions (``sheet``: which sheet of a workbook), from a
+    local path or an object on the store (``s3://...``: where the API puts an upload, so that a
+    worker on any host can read it)."""
     settings = settings or get_settings()
-    path = Path(path)
+    shown = str(path)
+    path = sheet_copy(path, settings)
     notes: list[str] = []
     frame = _read_frame(path, sheet, notes)
     frame.columns = [str(c).strip().lower().lstrip("\ufeff") for c in frame.columns]
@@ -166,7 +169,7 @@ def read_spreadsheet(
         )
     rows, problems = _validate(frame, settings)
     return Spreadsheet(
-        path=str(path),
+        path=shown,
         content_hash=file_hash(path),
         rows=rows,
         problems=problems,
@@ -174,9 +177,28 @@ def read_spreadsheet(
     )
 
 
+def sheet_copy(spreadsheet: str | Path, settings: Settings) -> Path:
+    """A local path of the spreadsheet: itself, or a fresh copy of its object (it may have been
+    replaced since it was last read)."""
+    from ragreel import storage
+    from ragreel.outputs import local_copy
+
+    if storage.is_url(spreadsheet) and storage.modified(str(spreadsheet), settings) is None:
+        raise InputError(f"{spreadsheet}: no such object", stage=STAGE, hint="check the spreadsheet's URL")
+    return local_copy(str(spreadsheet), settings, fresh=True)
+
+
 def batch_folder(spreadsheet: str | Path, content_hash: str, settings: Settings) -> Path:
     """RAGREEL_HOME/batches/<sheet name>-<content hash>: the same sheet always lands in the same folder."""
     return settings.batches_dir / f"{Path(spreadsheet).stem}-{content_hash}"
+
+
+def batch_location(spreadsheet: str | Path, content_hash: str, settings: Settings) -> str:
+    """Where the batch's manifest and videos are published: its folder, or that folder's place on
+    the store."""
+    from ragreel.outputs import run_location
+
+    return run_location(f"batches/{batch_folder(spreadsheet, content_hash, settings).name}", settings)
 
 
 def file_hash(path: Path) -> str:

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -298,8 +299,24 @@ def test_batch_deployment_fans_out_across_two_workers(round_trip):
 @pytest.mark.slow
 @pytest.mark.parametrize("round_trip", ["object-store"], indirect=True)
 def test_workers_that_share_only_the_object_store_run_a_batch(round_trip):
+    """The sheet goes in through the API, which keeps it on the store; the API's own host, too,
+    has nothing on disk: the batch's progress, links and manifests come from the store."""
     trip = round_trip
-    rows, _ = _three_row_batch(trip)
+    rows, batch = _three_row_batch(trip, through_api=True)
+    assert batch["parameters"]["spreadsheet"].startswith("s3://ragreel/shared/uploads/")
+
+    shown = _api(trip, "get", batch["id"])
+    assert shown["batch"]["status"] == "completed" and shown["batch"]["progress"] == 1.0
+    assert [(r["id"], r["status"]) for r in shown["batch"]["rows"]] == [(r["id"], "succeeded") for r in rows]
+    link = shown["batch"]["rows"][0]["video"]
+    assert link, shown
+    assert link.startswith(trip.s3.endpoint_url) and "X-Amz-Signature" in link, link
+    linked = trip.tmp / "linked.mp4"
+    linked.write_bytes(httpx.get(link).raise_for_status().content)
+    assert decodes_fully(linked)
+    assert [e["id"] for e in shown["manifest.json"]] == [r["id"] for r in rows]
+    assert shown["manifest.csv"].startswith("row,") and shown["manifest.xlsx"] == [r["id"] for r in rows]
+    assert not list((trip.tmp / "api-host").rglob("manifest.*")), "the API host keeps no copy"
 
     keys = trip.s3.keys("shared/")
     assert not [k for k in keys if ".part" in k], "only whole files are published"
@@ -327,11 +344,13 @@ def test_workers_that_share_only_the_object_store_run_a_batch(round_trip):
     assert _scripts_asked(trip) == 3
 
 
-def _three_row_batch(trip: RoundTrip) -> tuple[list[dict], dict]:
-    """Run the batch deployment on a 3-row sheet and wait: its rows and its finished, whole run."""
-    rows = _three_row_sheet(trip.tmp / "three questions.csv")
+def _three_row_batch(trip: RoundTrip, through_api: bool = False) -> tuple[list[dict], dict]:
+    """Run the batch deployment on a 3-row sheet (uploaded to the API, or named to ``prefect
+    deployment run``) and wait: its rows and its finished, whole run."""
+    sheet = trip.tmp / "three questions.csv"
+    rows = _three_row_sheet(sheet)
     clock = time.perf_counter()
-    run_id = _run_batch_deployment(trip, trip.tmp / "three questions.csv")
+    run_id = _api(trip, "post", str(sheet))["id"] if through_api else _run_batch_deployment(trip, sheet)
     _wait_for_run(trip, run_id, "the batch run to finish", watch=trip.workers)
     trip.timings["batch run"] = round(time.perf_counter() - clock, 1)
     batch = trip.flow_run(run_id)
@@ -346,6 +365,46 @@ def _scripts_asked(trip: RoundTrip) -> int:
     """Requests for a script (a follow-up, such as the yes-or-no the stub's script doesn't begin
     with, carries the earlier turns too)."""
     return sum(len(r.body["messages"]) == 2 for r in trip.stub.chat_requests())
+
+
+# The HTTP API in a process of its own, on a host with its own empty RAGREEL_HOME.
+API_CALL = """
+import io, json, sys
+import openpyxl
+from fastapi.testclient import TestClient
+from ragreel.api.app import create_app
+
+client = TestClient(create_app())
+if sys.argv[1] == "post":
+    with open(sys.argv[2], "rb") as sheet:
+        files = {"spreadsheet": ("three questions.csv", sheet, "text/csv")}
+        answer = client.post("/v1/batches", files=files, data={"concurrency": "3"})
+    print(json.dumps(answer.raise_for_status().json()))
+else:
+    batch = client.get(f"/v1/batches/{sys.argv[2]}").raise_for_status().json()
+    manifest = {kind: client.get(url).raise_for_status() for kind, url in batch["manifest"].items()}
+    workbook = openpyxl.load_workbook(io.BytesIO(manifest["xlsx"].content)).active
+    print(json.dumps({
+        "batch": batch,
+        "manifest.json": manifest["json"].json(),
+        "manifest.csv": manifest["csv"].content.decode("utf-8-sig"),
+        "manifest.xlsx": [row[1].value for row in workbook.iter_rows(min_row=2)],
+    }))
+"""
+
+
+def _api(trip: RoundTrip, *args: str) -> dict:
+    env = trip.env | {"RAGREEL_HOME": str(trip.tmp / "api-host")}
+    done = subprocess.run(
+        [sys.executable, "-c", API_CALL, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"the API call {args} failed:\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _run_batch_deployment(trip: RoundTrip, sheet: Path) -> str:

@@ -7,7 +7,13 @@ import contextlib
 import io
 import json
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import httpx
 import pytest
@@ -316,40 +322,76 @@ def storage_text(s3: S3Server, key: str) -> str:
     return s3.client().get_object(Bucket="bucket", Key=key)["Body"].read().decode("utf-8")
 
 
-def test_a_render_that_stops_part_way_publishes_nothing(aws_environment, tmp_path, monkeypatch):
-    """Files go to the store only once complete: a render killed or failed mid-way leaves no object,
-    and a file still under its temporary name is never published."""
+def test_a_render_killed_mid_way_publishes_nothing(aws_environment, tmp_path, monkeypatch):
+    """Files go to the store only once complete: a render process killed in the middle of its
+    encode leaves no object, and a file still under its temporary name is never published."""
     from ragreel import outputs
-    from ragreel.files import temporary_name
-    from ragreel.schemas import Narration
-    from tasks import render
+    from tests.test_render import EN_SENTENCES, ROOT, make_narration
 
     monkeypatch.setenv("RAGREEL_STORE", OUTPUTS_STORE)
     monkeypatch.setenv("RAGREEL_HOME", str(tmp_path / "home"))
     settings = get_settings()
-    location = f"{OUTPUTS_STORE}/videos/stopped"
-    partial = temporary_name(outputs.scratch_folder(location, settings) / "video.mp4")
-
-    def stopped_render(narration, question, sources, out_dir, *args, **kwargs):
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(b"\x00\x00\x00\x18ftypmp42 half a video")
-        raise KeyboardInterrupt  # the way a killed worker stops: in the middle of the encode
-
-    monkeypatch.setattr(render, "render_video", stopped_render)
-    wav = tmp_path / "narration.wav"
-    wav.write_bytes(b"RIFF")
-    narration = Narration(
-        wav_path=str(wav), sample_rate=24000, duration=1.0, language="en", voice="espeak:en", sentences=[]
+    location = f"{OUTPUTS_STORE}/videos/killed"
+    scratch = outputs.scratch_folder(location, settings)
+    narration = make_narration(tmp_path / "in", EN_SENTENCES * 4, seconds=2.0)
+    script = textwrap.dedent(
+        f"""
+        from ragreel.schemas import Narration
+        from tasks.render import render_stage
+        narration = Narration.model_validate_json({narration.model_dump_json()!r})
+        render_stage.task.fn(narration, "Killed?", [], {location!r}, "en", "landscape")
+        """
     )
-    with pytest.raises(KeyboardInterrupt):
-        render.render_stage.task.fn(narration, "Q?", [], location, "en", "landscape")
-    assert aws_environment.keys("outputs-test/videos/stopped") == []
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            parts = list(scratch.glob(".video.*.part.mp4")) if scratch.exists() else []
+            if parts and parts[0].stat().st_size > 0:
+                break
+            assert process.poll() is None, "the render ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("the render never started writing")
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert aws_environment.keys("outputs-test/videos/killed") == []
+    [partial] = list(scratch.glob(".video.*.part.mp4"))
     with pytest.raises(ValueError, match="not a finished file"):
         outputs.publish(partial, location, settings)
-    assert aws_environment.keys("outputs-test/videos/stopped") == []
+    assert aws_environment.keys("outputs-test/videos/killed") == []
 
     finished = partial.with_name("video.mp4")
     finished.write_bytes(b"whole")
     url = outputs.publish(finished, location, settings)
     assert url == f"{location}/video.mp4" and outputs.is_present(url, settings)
     assert outputs.publish(finished, str(tmp_path / "local"), settings) == str(finished)  # local: as it was
+
+
+def test_a_spreadsheet_on_the_store_is_read_afresh_and_a_missing_one_is_a_clear_error(
+    aws_environment, tmp_path, monkeypatch
+):
+    from ragreel import storage
+    from tasks.batch import batch_location, read_spreadsheet
+
+    monkeypatch.setenv("RAGREEL_STORE", OUTPUTS_STORE)
+    monkeypatch.setenv("RAGREEL_HOME", str(tmp_path / "home"))
+    settings = get_settings()
+    url = f"{OUTPUTS_STORE}/uploads/questions.csv"
+    storage.write_text(url, "id,question\ntea,How hot should the water be?\n", settings)
+    first = read_spreadsheet(url, settings)
+    assert first.path == url and [row.id for row in first.rows] == ["tea"]
+    assert batch_location(url, first.content_hash, settings) == (
+        f"{OUTPUTS_STORE}/batches/questions-{first.content_hash}"
+    )
+
+    storage.write_text(url, "id,question\ntea,How hot?\ncoffee,How fine a grind?\n", settings)
+    second = read_spreadsheet(url, settings)  # replaced on the store: not this host's old copy
+    assert [row.id for row in second.rows] == ["tea", "coffee"] and second.content_hash != first.content_hash
+
+    with pytest.raises(InputError, match="no such object"):
+        read_spreadsheet(f"{OUTPUTS_STORE}/uploads/gone.csv", settings)

@@ -33,9 +33,9 @@ from anyio import to_thread
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from ragreel import outputs
+from ragreel import outputs, storage
 from ragreel.api import jobs
 from ragreel.errors import InputError
 from ragreel.files import write_bytes_atomic
@@ -447,9 +447,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 [{"row": p.row, "column": p.column, "msg": p.message, "id": p.id} for p in sheet.problems],
             )
         refuse_without_worker()
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(stored, data)
-        parameters = {"spreadsheet": str(stored.resolve()), "video": video, "fan_out": True}
+        if settings.store:  # where a worker on any host can read it
+            spreadsheet = f"{settings.store}/{stored.relative_to(settings.home).as_posix()}"
+            storage.write_bytes(spreadsheet, data, settings)
+        else:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(stored, data)
+            spreadsheet = str(stored.resolve())
+        parameters = {"spreadsheet": spreadsheet, "video": video, "fan_out": True}
         if concurrency:
             parameters["concurrency"] = concurrency
         client = client_address(request)
@@ -463,7 +468,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request,
         response: Response,
         spreadsheet: Annotated[UploadFile, File(description="CSV or XLSX with a 'question' column.")],
-        video: Annotated[bool, Form(description="False: answers only, for review.")] = True,
+        # Text, not bool: FastAPI reads a bool form field that is left out as False (an unticked
+        # checkbox), and a sheet posted without the field is meant to become videos.
+        video: Annotated[str, Form(description="false: answers only, for review.")] = "true",
         concurrency: Annotated[int | None, Form(ge=1, le=16, description="Rows at once.")] = None,
         skip_bad_rows: Annotated[bool, Form(description="Run the good rows even if some are bad.")] = False,
     ) -> JobCreated:
@@ -471,11 +478,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data = await spreadsheet.read(limit + 1)
         if len(data) > limit:
             raise HTTPException(413, f"the spreadsheet is larger than {settings.api_max_upload_mb:g} MB")
+        try:
+            wants_video = TypeAdapter(bool).validate_python(video)
+        except ValidationError:
+            raise HTTPException(422, f"video must be true or false, not {video[:20]!r}") from None
         created = await to_thread.run_sync(
             create_batch,
             spreadsheet.filename or "questions.csv",
             data,
-            video,
+            wants_video,
             concurrency,
             skip_bad_rows,
             request,
@@ -483,24 +494,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["Location"] = created.status_url
         return created
 
-    def batch_paths(run: Any) -> tuple[Path, dict[str, Path]]:
-        from tasks.batch import batch_folder, file_hash
+    def batch_manifests(run: Any) -> dict[str, str]:
+        """The batch's manifests by kind: local paths, or their URLs on the store."""
+        from tasks.batch import batch_location, file_hash, sheet_copy
 
-        spreadsheet = Path(run.parameters.get("spreadsheet", ""))
+        spreadsheet = str(run.parameters.get("spreadsheet", ""))
         try:
-            folder = batch_folder(spreadsheet, file_hash(spreadsheet), settings)
-        except OSError:
+            location = batch_location(spreadsheet, file_hash(sheet_copy(spreadsheet, settings)), settings)
+        except (OSError, InputError):
             raise HTTPException(410, f"the spreadsheet of batch {run.id} is gone") from None
-        return folder, {
-            "csv": folder / "manifest.csv",
-            "json": folder / "manifest.json",
-            "xlsx": folder / "manifest.xlsx",
-        }
+        return {kind: f"{location}/manifest.{kind}" for kind in MANIFEST_TYPES}
 
     def batch_job(run: Any) -> BatchJob:
-        folder, manifests = batch_paths(run)
+        manifests = batch_manifests(run)
         status = jobs.STATUS.get(run.state.type.value, "scheduled") if run.state else "scheduled"
-        text = jobs.read_json_file(manifests["json"])
+        text = outputs.read_text(manifests["json"], settings)
         try:
             entries = json.loads(text) if text else []
         except ValueError:
@@ -508,7 +516,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The same sheet always has the same folder: a manifest from before this run started is an
         # earlier run's, so its rows are shown as still to do.
         started = run.start_time.timestamp() if run.start_time else None
-        if entries and (started is None or manifests["json"].stat().st_mtime < started):
+        written = outputs.modified(manifests["json"], settings) if entries else None
+        if entries and (started is None or written is None or written < started):
             entries = [
                 {**entry, "status": "pending", "video": None, "thumbnail": None, "error": None}
                 for entry in entries
@@ -547,19 +556,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await to_thread.run_sync(lambda: batch_job(find_batch(run_id)))
 
     @app.get("/v1/batches/{run_id}/manifest.{kind}")
-    async def get_manifest(run_id: UUID, kind: Literal["csv", "json", "xlsx"]) -> FileResponse:
-        def manifest() -> Path:
+    async def get_manifest(run_id: UUID, kind: Literal["csv", "json", "xlsx"]) -> Response:
+        def manifest() -> bytes:
             from tasks.batch import write_manifest_xlsx
 
-            _, paths = batch_paths(find_batch(run_id))
-            if kind == "xlsx" and paths["json"].exists():
-                write_manifest_xlsx(paths["json"])
-            if not paths[kind].exists():
+            source = batch_manifests(find_batch(run_id))["json" if kind == "xlsx" else kind]
+            data = outputs.read_bytes(source, settings)
+            if data is None:
                 raise HTTPException(404, f"batch {run_id} has no manifest yet")
-            return paths[kind]
+            if kind == "xlsx":  # made from the JSON, the whole manifest, when asked for
+                with tempfile.TemporaryDirectory() as scratch:
+                    json_copy = Path(scratch) / "manifest.json"
+                    json_copy.write_bytes(data)
+                    data = write_manifest_xlsx(json_copy).read_bytes()
+            return data
 
-        path = await to_thread.run_sync(manifest)
-        return FileResponse(path, media_type=MANIFEST_TYPES[kind], filename=f"manifest.{kind}")
+        data = await to_thread.run_sync(manifest)
+        disposition = f'attachment; filename="manifest.{kind}"'
+        return Response(data, media_type=MANIFEST_TYPES[kind], headers={"Content-Disposition": disposition})
 
     # --- files, health, page -------------------------------------------------------------------
 
