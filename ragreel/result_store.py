@@ -9,6 +9,7 @@ stored in Prefect's database.
 
 from __future__ import annotations
 
+# Internal, but how Prefect's own file systems offer both a sync and an async method (pinned prefect).
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.filesystems import WritableFileSystem
 from pydantic import Field
