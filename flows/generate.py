@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             aspect=args.aspect,
             script=script,
         ).answer_language()
-        KnowledgeBase(settings).table()  # missing, or built with another model: said now
+        KnowledgeBase(settings).check()  # missing, or built with another model: said now
         with temporary_prefect_server():
             result = generate_video(
                 args.question,

@@ -153,6 +153,7 @@ def ingest_knowledge_base(paths: list[str], rebuild: bool = False) -> IngestRepo
 
     if todo or any(p.removed for p in plans):
         kb.optimize()
+    kb.record_contents()  # what later runs key their caches on, without opening the table
     update_progress_artifact(progress, 100.0)
     status = kb.status()
     report.version, report.documents, report.chunks = status.version, status.documents, status.chunks

@@ -115,3 +115,40 @@ def test_a_file_over_the_size_limit_is_skipped_with_the_reason(ragreel_home, sam
     statuses = {f.source: f for f in report.files}
     assert statuses["big.txt"].status == "skipped" and "RAGREEL_MAX_DOCUMENT_MB" in statuses["big.txt"].reason
     assert statuses["typhoons.md"].status == "added" and report.documents == 1
+
+
+def test_the_version_caches_key_on_is_recorded_by_ingest_and_forgotten_by_any_write(
+    ragreel_home, sample_kb_copy
+):
+    report = ingest_knowledge_base([str(sample_kb_copy)])
+    kb = KnowledgeBase(get_settings())
+    recorded = kb.stored_meta()["contents"]
+    assert recorded == kb._contents_hash() and kb.version() == report.version
+
+    # A write that no ingest finished (as when one is killed): the record goes, the version is
+    # read from the table instead, and it is the new one.
+    kb.remove_documents(str(sample_kb_copy.resolve()), ["typhoons.md"])
+    assert "contents" not in kb.stored_meta()
+    assert kb.version() != report.version
+    # The next ingest puts the document back and records what the table holds again.
+    again = ingest_knowledge_base([str(sample_kb_copy)])
+    assert again.version == report.version and kb.stored_meta()["contents"] == recorded
+
+
+def test_a_cached_rerun_checks_and_keys_the_knowledge_base_without_loading_lancedb(use_ingested_home):
+    # LanceDB's import alone costs about 1.8 s here: a rerun served from cache should not pay it.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from ragreel.kb.store import KnowledgeBase\n"
+        "from ragreel.settings import get_settings\n"
+        "from tasks.retrieve import retrieve_cache_key\n"
+        "KnowledgeBase(get_settings()).check()\n"
+        "print(retrieve_cache_key(get_settings(), {}))\n"
+        "assert 'lancedb' not in sys.modules, 'lancedb was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert KnowledgeBase(get_settings()).version() in done.stdout

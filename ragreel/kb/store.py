@@ -30,6 +30,8 @@ from ragreel.text import convert_chinese
 log = logging.getLogger(__name__)
 
 META_FILE = "kb.json"
+# The metadata entry where ingest records a hash of the documents the table holds (see version()).
+CONTENTS_KEY = "contents"
 # The table's columns; a knowledge base written with other ones is rebuilt by the next ingest.
 TABLE_LAYOUT = "chunks-v2-pictures"
 SearchMode = Literal["hybrid", "vector", "fts"]
@@ -145,16 +147,12 @@ class KnowledgeBase:
                 self._db = _connection(str(self.path.resolve()), self.settings)
         return self._db
 
-    def table(self):
-        """The chunks table at its latest version; a clear error when nothing was ingested yet.
-
-        Opened afresh on each call (cheap) because tasks write through their own handles and
-        a kept handle would read a stale version.
-        """
+    def check(self) -> dict:
+        """The knowledge base's metadata, once it is known to be there and built as the settings say;
+        else a clear error. Reads only the metadata, so a command can check before LanceDB loads."""
         meta = self.stored_meta()
         if meta is None or not self._table_exists():
             raise KnowledgeBaseError(f"no knowledge base at {self.uri}", hint=INGEST_HINT)
-        self._meta = meta
         if meta.get("embedding_model") != self.settings.embedding_model:
             raise KnowledgeBaseError(
                 f"the knowledge base at {self.uri} was embedded with {meta.get('embedding_model')!r}, "
@@ -166,6 +164,15 @@ class KnowledgeBase:
                 f"the knowledge base at {self.uri} was written by an older ragreel (it lacks pages and pictures)",
                 hint="rebuild it: python -m flows.ingest PATH --rebuild",
             )
+        return meta
+
+    def table(self):
+        """The chunks table at its latest version; a clear error when nothing was ingested yet.
+
+        Opened afresh on each call (cheap) because tasks write through their own handles and
+        a kept handle would read a stale version.
+        """
+        self._meta = self.check()
         return self._connect().open_table(self.settings.table_name)
 
     def create(self, dimension: int) -> None:
@@ -218,6 +225,7 @@ class KnowledgeBase:
     def replace_document(self, root: str, source: str, rows: list[dict]) -> None:
         """Swap in a document's new chunks and drop its old ones in one commit."""
         table = self.table()
+        self._forget_contents()
         (
             table.merge_insert("chunk_id")
             .when_matched_update_all()
@@ -229,6 +237,7 @@ class KnowledgeBase:
     def remove_documents(self, root: str, sources: list[str]) -> None:
         if sources:
             listed = ", ".join(sql_quote(s) for s in sources)
+            self._forget_contents()
             self.table().delete(f"root = {sql_quote(root)} AND source IN ({listed})")
 
     def optimize(self) -> None:
@@ -284,11 +293,37 @@ class KnowledgeBase:
 
     # --- status ---------------------------------------------------------------------------
     def version(self) -> str:
-        """A short hash of what the knowledge base holds and how it was built."""
+        """A short hash of what the knowledge base holds and how it was built: what caches key on.
+
+        What it holds is read from the metadata, where the last ingest recorded it, so that a cached
+        rerun never opens the table; it is read from the table where it is not recorded (after an
+        ingest that was killed, say).
+        """
+        contents = (self.stored_meta() or {}).get(CONTENTS_KEY) or self._contents_hash()
         digest = hashlib.sha256(json.dumps(self.pipeline_meta(), sort_keys=True).encode())
+        digest.update(contents.encode())
+        return digest.hexdigest()[:12]
+
+    def record_contents(self) -> None:
+        """Record in the metadata a hash of the documents the table holds; ingest does, once done.
+
+        Every write through this class forgets it first, so the record is never stale for a table
+        written only through here; whatever writes to the table directly must call this after.
+        """
+        meta, contents = self.check(), self._contents_hash()
+        if meta.get(CONTENTS_KEY) != contents:
+            self._write_meta({**meta, CONTENTS_KEY: contents})
+
+    def _forget_contents(self) -> None:
+        meta = self.stored_meta()
+        if meta and CONTENTS_KEY in meta:
+            self._write_meta({k: v for k, v in meta.items() if k != CONTENTS_KEY})
+
+    def _contents_hash(self) -> str:
+        digest = hashlib.sha256()
         for (root, source), content_hash in sorted(self.documents().items()):
             digest.update(f"{root}\0{source}\0{content_hash}\n".encode())
-        return digest.hexdigest()[:12]
+        return digest.hexdigest()
 
     def status(self) -> KBStatus:
         docs = self.documents()
