@@ -18,6 +18,7 @@ BENCHMARKS = [
     ["bench.llm_bench"],
     ["bench.speech_bench"],
     ["bench.flow_bench"],
+    ["bench.orchestration_bench"],
     ["bench.retrieval_eval", "--models", "multilingual-e5-small"],
     ["bench.retrieval_bench"],
 ]
