@@ -2,7 +2,7 @@
 
 Without ``PREFECT_API_URL``, Prefect starts a temporary server (a uvicorn subprocess) for each
 command and stops it at exit, but not when the command is killed (SIGTERM, SIGKILL): the server
-then runs on under PID 1. The commands start that server themselves, the same way Prefect does,
+then runs on under PID 1. The commands start that server themselves, with the command Prefect uses,
 and hand its process id to a small watchdog process that holds a pipe from the command: when the
 command ends, however it ends, the pipe closes and the watchdog stops the server. The server runs in a session of its own, so a
 Ctrl-C in the terminal stops the command (which then finishes cleanly) and not the server.
@@ -10,11 +10,17 @@ Ctrl-C in the terminal stops the command (which then finishes cleanly) and not t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import logging
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
 
 # Runs in its own session (so a Ctrl-C to the command's group does not stop it first): reads the
 # process ids to watch, one a line, until the pipe closes, then stops them, gently and then for good.
@@ -58,15 +64,66 @@ class Watchdog:
         self._process.stdin.flush()
 
 
-class _NewSessionSubprocess:
-    """The subprocess module, except that Popen starts its process in a new session."""
+# What Prefect's own temporary server runs (prefect.server.api.server.SubprocessASGIServer, pinned
+# prefect): the API without its UI, as an ephemeral server. Started here rather than through that
+# class because importing its module loads the whole server (2.4 s here) into a command that only
+# talks to it.
+_SERVER_ENVIRONMENT = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+_PORT_IN_USE = 3  # uvicorn's exit status when the port was taken in the meantime
 
-    def __getattr__(self, name: str):
-        return getattr(subprocess, name)
 
-    @staticmethod
-    def Popen(*args, **kwargs):  # noqa: N802 - stands in for subprocess.Popen
-        return subprocess.Popen(*args, start_new_session=True, **kwargs)
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _launch(port: int, watchdog: Watchdog) -> subprocess.Popen:
+    import prefect
+    from prefect.settings import get_current_settings
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(prefect.__module_path__.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env={
+            **os.environ,
+            **_SERVER_ENVIRONMENT,
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+        },
+        # In a session of its own, so that Ctrl-C in a terminal (sent to the whole foreground process
+        # group) reaches the command, which stops cleanly, and not the server it still needs.
+        start_new_session=True,
+    )
+    watchdog.watch(process.pid)  # watched from the moment it exists: a kill during start-up is covered
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextlib.contextmanager
@@ -75,33 +132,42 @@ def temporary_prefect_server() -> Iterator[str | None]:
 
     With ``PREFECT_API_URL`` set (a real server), nothing is started and None is yielded.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    import httpx
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
 
     if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):
         yield None
         return
-    import prefect.server.api.server as server_module
-    from prefect.server.api.server import SubprocessASGIServer
-
+    log.info("Starting a temporary Prefect server (set PREFECT_API_URL to use a running one)")
     watchdog = Watchdog()
-    server = SubprocessASGIServer()
-    launch = server._run_uvicorn_command
-
-    def launch_watched():
-        # In a session of its own, so that Ctrl-C in a terminal (sent to the whole foreground
-        # process group) reaches the command, which stops cleanly, and not the server it still needs.
-        server_module.subprocess = _NewSessionSubprocess()
-        try:
-            process = launch()
-        finally:
-            server_module.subprocess = subprocess
-        # Watched from the moment it exists: a kill during the server's start-up is covered too.
-        watchdog.watch(process.pid)
-        return process
-
-    server._run_uvicorn_command = launch_watched
-    server.start()  # Prefect's own start-up, health wait, and stop at exit
-    # The server is not stopped when the block ends: Prefect still sends buffered logs and events
-    # to it while the interpreter exits. Prefect stops it then; the watchdog, if the process is killed.
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        yield server.api_url
+    port = _free_port()
+    process = _launch(port, watchdog)
+    deadline = time.monotonic() + PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    with httpx.Client() as client:
+        while True:
+            if process.poll() == _PORT_IN_USE:
+                port = _free_port()
+                process = _launch(port, watchdog)
+            elif process.poll() is not None:
+                raise RuntimeError(f"the temporary Prefect server exited with status {process.returncode}")
+            try:
+                if client.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                _stop(process)
+                raise RuntimeError(
+                    "the temporary Prefect server did not start in time "
+                    "(raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or set PREFECT_API_URL)"
+                )
+            time.sleep(0.1)
+    # Not stopped when the block ends: Prefect still sends buffered logs and events to it while the
+    # interpreter exits. It is stopped at exit, as Prefect stops its own; by the watchdog if killed.
+    atexit.register(_stop, process)
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}):
+        yield f"http://127.0.0.1:{port}/api"
