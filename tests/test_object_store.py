@@ -7,13 +7,8 @@ import contextlib
 import io
 import json
 import logging
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import httpx
 import pytest
@@ -326,7 +321,7 @@ def test_a_render_killed_mid_way_publishes_nothing(aws_environment, tmp_path, mo
     """Files go to the store only once complete: a render process killed in the middle of its
     encode leaves no object, and a file still under its temporary name is never published."""
     from ragreel import outputs
-    from tests.test_render import EN_SENTENCES, ROOT, make_narration
+    from tests.test_render import EN_SENTENCES, kill_once_writing, make_narration
 
     monkeypatch.setenv("RAGREEL_STORE", OUTPUTS_STORE)
     monkeypatch.setenv("RAGREEL_HOME", str(tmp_path / "home"))
@@ -342,23 +337,7 @@ def test_a_render_killed_mid_way_publishes_nothing(aws_environment, tmp_path, mo
         render_stage.task.fn(narration, "Killed?", [], {location!r}, "en", "landscape")
         """
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            parts = list(scratch.glob(".video.*.part.mp4")) if scratch.exists() else []
-            if parts and parts[0].stat().st_size > 0:
-                break
-            assert process.poll() is None, "the render ended before it could be killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("the render never started writing")
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
+    kill_once_writing(script, scratch, ".video.*.part.mp4")
     assert aws_environment.keys("outputs-test/videos/killed") == []
     [partial] = list(scratch.glob(".video.*.part.mp4"))
     with pytest.raises(ValueError, match="not a finished file"):

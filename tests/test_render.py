@@ -776,6 +776,28 @@ def test_a_failure_while_encoding_leaves_no_files(tmp_path, monkeypatch):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def kill_once_writing(script: str, folder: Path, part_glob: str, timeout: float = 120) -> None:
+    """Run a render ``script`` in its own process and SIGKILL it once a file matching ``part_glob``
+    in ``folder`` has bytes in it: a render killed in the middle of its encode."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            parts = list(folder.glob(part_glob)) if folder.exists() else []
+            if parts and parts[0].stat().st_size > 0:
+                break
+            assert process.poll() is None, "the render ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("the render never started writing")
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_a_render_killed_mid_way_leaves_nothing_under_the_final_name(tmp_path):
     narration = make_narration(tmp_path / "in", EN_SENTENCES * 4, seconds=2.0)
     out = tmp_path / "out"
@@ -790,23 +812,7 @@ def test_a_render_killed_mid_way_leaves_nothing_under_the_final_name(tmp_path):
                      settings=get_settings(fps=30))
         """
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            parts = list(out.glob(".killed.*.part.mp4")) if out.exists() else []
-            if parts and parts[0].stat().st_size > 0:
-                break
-            assert process.poll() is None, "the render ended before it could be killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("the render never started writing")
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
+    kill_once_writing(script, out, ".killed.*.part.mp4")
     names = [path.name for path in out.iterdir()]
     assert not any(name.startswith("killed.") for name in names), names
     assert all(name.startswith(".killed.") and ".part." in name for name in names)
