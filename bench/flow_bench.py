@@ -4,8 +4,8 @@
 
 Each measurement is a fresh process, as a user's command is: an empty Prefect flow (Prefect's
 own temporary server, started as every command without PREFECT_API_URL starts one; ragreel's
-commands start theirs without loading the server's code, so they can beat it), then ``python -m flows.generate`` on a
-fresh RAGREEL_HOME (cold: embedding model, local LLM server, voices, render), then the same
+commands start theirs without loading the server's code, so they can beat it), then
+``python -m flows.generate`` on a fresh RAGREEL_HOME (cold: embedding model, local LLM server, voices, render), then the same
 command again (served from cache). The knowledge base is ingested first and not timed.
 With ``--batch`` it also runs ``data/questions.csv`` through the batch flow and reports
 videos per hour.

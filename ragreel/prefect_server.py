@@ -14,11 +14,12 @@ import atexit
 import contextlib
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+
+from ragreel.llm.local_server import free_port
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,6 @@ _SERVER_ENVIRONMENT = {
     "PREFECT__SERVER_FINAL": "1",
 }
 _PORT_IN_USE = 3  # uvicorn's exit status when the port was taken in the meantime
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _launch(port: int, watchdog: Watchdog) -> subprocess.Popen:
@@ -144,16 +139,17 @@ def temporary_prefect_server() -> Iterator[str | None]:
         return
     log.info("Starting a temporary Prefect server (set PREFECT_API_URL to use a running one)")
     watchdog = Watchdog()
-    port = _free_port()
+    port = free_port()
     process = _launch(port, watchdog)
     deadline = time.monotonic() + PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
     with httpx.Client() as client:
         while True:
-            if process.poll() == _PORT_IN_USE:
-                port = _free_port()
+            status = process.poll()
+            if status == _PORT_IN_USE:
+                port = free_port()
                 process = _launch(port, watchdog)
-            elif process.poll() is not None:
-                raise RuntimeError(f"the temporary Prefect server exited with status {process.returncode}")
+            elif status is not None:
+                raise RuntimeError(f"the temporary Prefect server exited with status {status}")
             try:
                 if client.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
                     break
@@ -169,5 +165,6 @@ def temporary_prefect_server() -> Iterator[str | None]:
     # Not stopped when the block ends: Prefect still sends buffered logs and events to it while the
     # interpreter exits. It is stopped at exit, as Prefect stops its own; by the watchdog if killed.
     atexit.register(_stop, process)
-    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}):
-        yield f"http://127.0.0.1:{port}/api"
+    api_url = f"http://127.0.0.1:{port}/api"
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield api_url

@@ -1,6 +1,8 @@
 """Ingestion through the real flow: idempotent, incremental, and tolerant of bad files."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -137,9 +139,6 @@ def test_the_version_caches_key_on_is_recorded_by_ingest_and_forgotten_by_any_wr
 
 def test_a_cached_rerun_checks_and_keys_the_knowledge_base_without_loading_lancedb(use_ingested_home):
     # LanceDB's import alone costs about 1.8 s here: a rerun served from cache should not pay it.
-    import subprocess
-    import sys
-
     probe = (
         "import sys\n"
         "from ragreel.kb.store import KnowledgeBase\n"

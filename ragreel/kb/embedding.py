@@ -80,7 +80,8 @@ class E5Embedder(Embedder):
         self.dimension = int(self._model.dim)
 
     def documents(self, texts: list[str], batch_size: int = 64) -> list[list[float]]:
-        vectors, batch_size = [], min(batch_size, E5_TEXTS_PER_CALL)
+        vectors = []
+        batch_size = min(batch_size, E5_TEXTS_PER_CALL)
         for start in range(0, len(texts), batch_size):
             with self._lock:
                 vectors.extend(self._model.passage(texts[start : start + batch_size]).tolist())

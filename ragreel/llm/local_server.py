@@ -227,7 +227,8 @@ _owner_pid: int | None = None
 _atexit_registered = False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -302,7 +303,7 @@ def _wait_until_ready(process: subprocess.Popen, base_url: str, log_path: Path) 
 
 def _start(model_path: Path, alias: str, settings: Settings) -> tuple[subprocess.Popen, LocalServer]:
     _check_server_dependencies()
-    port = _free_port()
+    port = free_port()
     threads = _cpu_count()
     log_dir = settings.model_cache_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
