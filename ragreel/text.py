@@ -181,18 +181,29 @@ def decode_bytes(data: bytes) -> str:
 # --- Markdown to plain text --------------------------------------------------------------------------
 
 
-def inline_text(token) -> str:
+def inline_text(token, join_lines: bool = False) -> str:
     """The text of a markdown-it inline token: words, code spans, link text and image alt text,
-    without markup; line breaks kept as newlines."""
+    without markup; line breaks kept as newlines. With ``join_lines`` a paragraph's soft line
+    breaks (a source wrapped at 80 columns) join its lines as a reader sees them: with a space,
+    or with nothing between Chinese characters."""
     parts: list[str] = []
     for child in token.children or []:
         if child.type in ("text", "code_inline"):
             parts.append(child.content)
+        elif child.type == "softbreak" and join_lines:
+            parts.append("\0")  # decided below, once the text after it is known
         elif child.type in ("softbreak", "hardbreak"):
             parts.append("\n")
         elif child.type == "image":
             parts.append(child.content)
-    return "".join(parts)
+    text = "".join(parts)
+    return re.sub(r"\s*\0\s*", lambda m: _line_joint(text, m.start(), m.end()), text) if join_lines else text
+
+
+def _line_joint(text: str, start: int, end: int) -> str:
+    """What joins two wrapped lines: nothing between wide (Chinese) characters, else one space."""
+    before, after = text[start - 1 : start], text[end : end + 1]
+    return "" if before and after and is_cjk_wide(before) and is_cjk_wide(after) else " "
 
 
 _DUNDER = re.compile(r"(?<![\w`])__([A-Za-z][A-Za-z0-9_]*?)__(?![\w`])")

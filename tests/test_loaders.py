@@ -128,3 +128,29 @@ def test_unreadable_files_say_why(tmp_path, name, content, reason):
     path = _pdf(tmp_path / name, encrypt=True) if content is None else write(tmp_path, name, content)
     with pytest.raises(UnreadableFile, match=reason):
         load_document(path)
+
+
+def test_lines_wrapped_mid_sentence_are_joined_in_text_markdown_and_html(tmp_path):
+    """A sentence wrapped at 72 columns is one sentence again: a passage sentence cut at "since"
+    loses the reason that follows it (the answer stage quotes and narrates whole sentences)."""
+    from ragreel.text import split_sentences
+
+    reason = (
+        "If you intend to use the key together with a server certificate,\n"
+        "it may be reasonable to avoid protecting it with a password, since\n"
+        "otherwise someone would have to type in the password every time the\n"
+        "server needs to access the key."
+    )
+    code = "Create it like this:\n\n  openssl genrsa -des3 -out privkey.pem 2048\n  chmod 600 privkey.pem\n"
+    steps = "Steps to follow before the server starts:\n- make the key with the command below\n- keep it private"
+    text = write(tmp_path, "keys.txt", f"Keys\n\n{reason}\n\n{code}\n{steps}\n")
+    markdown = write(tmp_path, "keys.md", f"# Keys\n\n{reason}\n\n全形文字換行的時候\n不需要空格。\n")
+    html = write(tmp_path, "keys.html", f"<html><body><h1>Keys</h1><p>{reason}</p></body></html>")
+    whole = " ".join(reason.split())
+    for path in (text, markdown, html):
+        body = load_document(path).sections[0].text
+        assert whole in split_sentences(body), (path.name, body)
+    body = load_document(text).sections[0].text
+    assert "openssl genrsa -des3 -out privkey.pem 2048\n  chmod 600 privkey.pem" in body  # code keeps its lines
+    assert "\n- make the key with the command below\n- keep it private" in body  # and a list its items
+    assert "全形文字換行的時候不需要空格。" in load_document(markdown).sections[0].text

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Changes whenever a loader reads the same file into different text; part of the knowledge
 # base's pipeline, so the next ingest rereads every file.
-LOADERS_VERSION = "3-pdf-unwrapped-pictures-captions"
+LOADERS_VERSION = "4-wrapped-lines-joined"
 
 SUPPORTED_SUFFIXES = {
     ".md": "markdown",
@@ -160,7 +160,7 @@ def _load_markdown(data: bytes, path: Path) -> Document:
     builder = _SectionBuilder()
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
-            builder.heading(int(token.tag[1]), inline_text(tokens[index + 1]).strip())
+            builder.heading(int(token.tag[1]), inline_text(tokens[index + 1], join_lines=True).strip())
         elif token.type == "inline" and tokens[index - 1].type != "heading_open":
             children = token.children or []
             images = [child for child in children if child.type == "image"]
@@ -168,7 +168,7 @@ def _load_markdown(data: bytes, path: Path) -> Document:
                 c.type == "image" or (c.type == "text" and not c.content.strip()) for c in children
             )
             if not (images and pictures_alone):  # a picture's own paragraph: its alt text is its caption
-                builder.block(inline_text(token).strip())
+                builder.block(inline_text(token, join_lines=True).strip())
             for image in images:
                 builder.picture(path, str(image.attrGet("src") or ""), image.content)
         elif token.type in ("fence", "code_block"):
@@ -190,7 +190,10 @@ def _load_text(data: bytes, path: Path) -> Document:
         title, paragraphs = first_line, paragraphs[1:]
     else:
         title = _title_from_path(path)
-    return Document(title, [Section("", "\n\n".join(paragraphs))])
+    # The width the file was wrapped at: a long code line or address must not hide it.
+    lengths = sorted(len(line.rstrip()) for p in paragraphs for line in p.split("\n") if line.strip())
+    width = lengths[int(0.9 * (len(lengths) - 1))]
+    return Document(title, [Section("", "\n\n".join(_unwrap_lines(p, width) for p in paragraphs))])
 
 
 # --- HTML -------------------------------------------------------------------------------------
@@ -233,8 +236,11 @@ def _load_html(data: bytes, path: Path) -> Document:
         elif element.name[0] == "h" and element.name[1:].isdigit():
             builder.heading(int(element.name[1]), element.get_text(" ", strip=True))
         elif not element.find(_HTML_BLOCKS):  # nested blocks (a <p> in an <li>) count once, innermost
+            # outside <pre>, the line breaks of the HTML source are spaces, as a browser shows them
             builder.block(
-                element.get_text().strip() if element.name == "pre" else element.get_text(" ", strip=True)
+                element.get_text().strip()
+                if element.name == "pre"
+                else " ".join(element.get_text(" ").split())
             )
     document = builder.document(path)
     if not document.sections:  # text straight in <body> or <div>s
@@ -313,20 +319,33 @@ def _pdf_pictures(data: bytes) -> dict[int, list[Picture]]:
 
 
 _LINE_END = re.compile(r"[.!?:;。！？：；」』)）]$")
+_LIST_ITEM = re.compile(r"\s*(?:[-*+•]|\d{1,3}[.)])\s")
 
 
-def _unwrap_lines(text: str) -> str:
-    """Join the lines a PDF wrapped mid-sentence, so a sentence is never cut at a line break.
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
-    A line is a wrapped one when it is nearly as long as the page's longest and does not end a
-    sentence; short lines (headings, a paragraph's last line) keep their break. Chinese lines
-    join without a space, and a word hyphenated across the break is mended.
+
+def _unwrap_lines(text: str, longest: int | None = None) -> str:
+    """Join the lines a PDF page or a plain-text file wrapped mid-sentence, so a sentence is never
+    cut at a line break.
+
+    A line is a wrapped one when it is nearly as long as the longest (the page's, or ``longest``)
+    and does not end a sentence; short lines (headings, a paragraph's last line), a line followed
+    by one indented differently (code) and a list item keep their break. Chinese lines join
+    without a space, and a word hyphenated across the break is mended.
     """
     lines = [line.rstrip() for line in text.split("\n")]
-    longest = max((len(line) for line in lines), default=0)
+    longest = longest or max((len(line) for line in lines), default=0)
     joined = lines[0] if lines else ""
     for previous, line in itertools.pairwise(lines):
-        wrapped = line.strip() and len(previous) >= 0.7 * longest and not _LINE_END.search(previous)
+        wrapped = (
+            line.strip()
+            and len(previous) >= 0.7 * longest
+            and not _LINE_END.search(previous)
+            and _indent(line) == _indent(previous)
+            and not _LIST_ITEM.match(line)
+        )
         if not wrapped:
             joined += "\n" + line
         elif previous.endswith("-") and line[:1].islower():
