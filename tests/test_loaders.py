@@ -154,3 +154,25 @@ def test_lines_wrapped_mid_sentence_are_joined_in_text_markdown_and_html(tmp_pat
     assert "openssl genrsa -des3 -out privkey.pem 2048\n  chmod 600 privkey.pem" in body  # code keeps its lines
     assert "\n- make the key with the command below\n- keep it private" in body  # and a list its items
     assert "全形文字換行的時候不需要空格。" in load_document(markdown).sections[0].text
+
+
+def test_underlined_lines_of_a_text_file_are_its_headings(tmp_path):
+    """reStructuredText and Setext headings name their sections, so a passage carries its heading
+    (a name given only there, like an idiom's, is something the answer may say)."""
+    text = write(
+        tmp_path,
+        "sorting.txt",
+        "Sorting HOW TO\n**************\n\nIntro text.\n\nBasics\n======\n\nCall sorted().\n\n"
+        "Details\n-------\nStable sorts keep order.\n\nDecorate-Sort-Undecorate\n========================\n\n"
+        "Wrap, sort, unwrap.\n",
+    )
+    document = load_document(text)
+    assert document.title == "Sorting HOW TO"
+    assert [(s.heading, s.text) for s in document.sections] == [
+        ("", "Intro text."),
+        ("Basics", "Call sorted()."),
+        ("Basics > Details", "Stable sorts keep order."),
+        ("Decorate-Sort-Undecorate", "Wrap, sort, unwrap."),
+    ]
+    plain = load_document(write(tmp_path, "plain.txt", "A title\n\nA paragraph.\n\n---\n\nAfter a rule.\n"))
+    assert plain.title == "A title" and [s.heading for s in plain.sections] == [""]

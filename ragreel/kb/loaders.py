@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Changes whenever a loader reads the same file into different text; part of the knowledge
 # base's pipeline, so the next ingest rereads every file.
-LOADERS_VERSION = "4-wrapped-lines-joined"
+LOADERS_VERSION = "4-wrapped-lines-joined-text-headings"
 
 SUPPORTED_SUFFIXES = {
     ".md": "markdown",
@@ -179,21 +179,42 @@ def _load_markdown(data: bytes, path: Path) -> Document:
 # --- plain text -------------------------------------------------------------------------------
 
 
+_UNDERLINE = re.compile(r"([=\-~^*#+])\1{2,}")
+
+
 def _load_text(data: bytes, path: Path) -> Document:
+    """Paragraphs between blank lines, unwrapped; a line underlined with = - ~ ^ * # or + is a
+    heading (reStructuredText and Setext), its level the order in which its style first appears."""
     text = decode_text(data).replace("\r\n", "\n")
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    if not paragraphs:
-        return Document(_title_from_path(path))
-    first_line = paragraphs[0].split("\n", 1)[0].strip()
-    # A short first line standing alone reads as the document's title.
-    if len(first_line) <= 80 and "\n" not in paragraphs[0]:
-        title, paragraphs = first_line, paragraphs[1:]
-    else:
-        title = _title_from_path(path)
-    # The width the file was wrapped at: a long code line or address must not hide it.
+    paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", text) if p.strip()]
     lengths = sorted(len(line.rstrip()) for p in paragraphs for line in p.split("\n") if line.strip())
-    width = lengths[int(0.9 * (len(lengths) - 1))]
-    return Document(title, [Section("", "\n\n".join(_unwrap_lines(p, width) for p in paragraphs))])
+    # The width the file was wrapped at: a long code line or address must not hide it.
+    width = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
+    builder, styles = _SectionBuilder(), []
+    for paragraph in paragraphs:
+        lines = paragraph.split("\n")
+        start = 0
+        for index in range(1, len(lines)):
+            underline, heading = lines[index].strip(), lines[index - 1].strip()
+            if not (_UNDERLINE.fullmatch(underline) and heading and not _UNDERLINE.fullmatch(heading)):
+                continue
+            overlined = index >= 2 and lines[index - 2].strip() == underline
+            style = ("over" if overlined else "") + underline[0]
+            styles += [style] if style not in styles else []
+            before = lines[start : index - (2 if overlined else 1)]
+            builder.block(_unwrap_lines("\n".join(before), width).strip() if before else "")
+            builder.heading(styles.index(style) + 1, heading)
+            start = index + 1
+        if lines[start:]:
+            builder.block(_unwrap_lines("\n".join(lines[start:]), width).strip())
+    document = builder.document(path)
+    first = document.sections[0].text if document.sections and not styles else ""
+    first_line = first.split("\n", 1)[0]
+    # Without headings, a short first line standing alone reads as the document's title.
+    if first and len(first_line) <= 80 and first.startswith(first_line + "\n\n"):
+        document.title = first_line.strip()
+        document.sections[0].text = first[len(first_line) :].strip()
+    return document
 
 
 # --- HTML -------------------------------------------------------------------------------------
