@@ -18,6 +18,8 @@ BENCHMARKS = [
     ["bench.llm_bench"],
     ["bench.speech_bench"],
     ["bench.flow_bench"],
+    ["bench.batch_bench"],
+    ["bench.time_to_video"],
     ["bench.orchestration_bench"],
     ["bench.retrieval_eval", "--models", "multilingual-e5-small"],
     ["bench.retrieval_bench"],

@@ -1,14 +1,13 @@
 """Wall time of the generate flow: a cold run, a cached rerun, and Prefect's fixed start-up.
 
-    python -m bench.flow_bench [--question "..."] [--batch]
+    python -m bench.flow_bench [--question "..."]
 
 Each measurement is a fresh process, as a user's command is: an empty Prefect flow (Prefect's
 own temporary server, started as every command without PREFECT_API_URL starts one; ragreel's
 commands start theirs without loading the server's code, so they can beat it), then
 ``python -m flows.generate`` on a fresh RAGREEL_HOME (cold: embedding model, local LLM server, voices, render), then the same
 command again (served from cache). The knowledge base is ingested first and not timed.
-With ``--batch`` it also runs ``data/questions.csv`` through the batch flow and reports
-videos per hour.
+Batches are ``bench.batch_bench``'s.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    if done.returncode not in (0, 1) or (done.returncode == 1 and "batch" not in " ".join(command)):
+    if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return seconds, done.stdout
 
@@ -44,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--question", default="What water temperature should I use for oolong tea?")
-    parser.add_argument("--batch", action="store_true", help="also time the batch of data/questions.csv")
     args = parser.parse_args(argv)
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="ragreel-bench-") as home:
@@ -86,17 +84,6 @@ def main(argv: list[str] | None = None) -> int:
                 note=f"{result['video_seconds']:.0f} s of video; models loaded in the run",
             ),
         )
-        if args.batch:
-            batch, out = timed([python, "-m", "flows.batch", "data/questions.csv", "--json"], env)
-            summary = json.loads(out)
-            videos = summary["succeeded"]
-            print(
-                f"\nbatch of {videos} videos: {batch:.0f}s -> {3600 * videos / batch:.0f} videos/hour "
-                f"({summary['failed']} failed)"
-            )
-            record(
-                Figure(name=f"batch: {videos} rows", value=round(3600 * videos / batch), unit="videos/hour")
-            )
     return 0
 
 
