@@ -142,7 +142,11 @@ def test_lines_wrapped_mid_sentence_are_joined_in_text_markdown_and_html(tmp_pat
         "server needs to access the key."
     )
     code = "Create it like this:\n\n  openssl genrsa -des3 -out privkey.pem 2048\n  chmod 600 privkey.pem\n"
-    steps = "Steps to follow before the server starts:\n- make the key with the command below\n- keep it private"
+    steps = (
+        "Steps to follow before the server starts, in this order:\n"
+        "- make the key with the openssl genrsa command shown above, and then\n"
+        "  store it where only the server can read it\n- keep it private"
+    )
     text = write(tmp_path, "keys.txt", f"Keys\n\n{reason}\n\n{code}\n{steps}\n")
     markdown = write(tmp_path, "keys.md", f"# Keys\n\n{reason}\n\n全形文字換行的時候\n不需要空格。\n")
     html = write(tmp_path, "keys.html", f"<html><body><h1>Keys</h1><p>{reason}</p></body></html>")
@@ -151,8 +155,12 @@ def test_lines_wrapped_mid_sentence_are_joined_in_text_markdown_and_html(tmp_pat
         body = load_document(path).sections[0].text
         assert whole in split_sentences(body), (path.name, body)
     body = load_document(text).sections[0].text
-    assert "openssl genrsa -des3 -out privkey.pem 2048\n  chmod 600 privkey.pem" in body  # code keeps its lines
-    assert "\n- make the key with the command below\n- keep it private" in body  # and a list its items
+    assert (
+        "openssl genrsa -des3 -out privkey.pem 2048\n  chmod 600 privkey.pem" in body
+    )  # code keeps its lines
+    # a list keeps its items, each whole
+    item = "- make the key with the openssl genrsa command shown above, and then store it where only the"
+    assert f"\n{item} server can read it\n- keep it private" in body
     assert "全形文字換行的時候不需要空格。" in load_document(markdown).sections[0].text
 
 

@@ -340,11 +340,18 @@ def _pdf_pictures(data: bytes) -> dict[int, list[Picture]]:
 
 
 _LINE_END = re.compile(r"[.!?:;。！？：；」』)）]$")
-_LIST_ITEM = re.compile(r"\s*(?:[-*+•]|\d{1,3}[.)])\s")
+_LIST_ITEM = re.compile(r"\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
+
+
+def _goes_on(previous: str, line: str) -> bool:
+    """Whether ``line`` is indented as the text of ``previous`` would go on: at the same indent, or
+    under the words of a list item ("* The sort is stable --" / "  preserved in the list.")."""
+    item = _LIST_ITEM.match(previous)
+    return _indent(line) in (_indent(previous), item.end() if item else -1)
 
 
 def _unwrap_lines(text: str, longest: int | None = None) -> str:
@@ -364,7 +371,7 @@ def _unwrap_lines(text: str, longest: int | None = None) -> str:
             line.strip()
             and len(previous) >= 0.7 * longest
             and not _LINE_END.search(previous)
-            and _indent(line) == _indent(previous)
+            and _goes_on(previous, line)
             and not _LIST_ITEM.match(line)
         )
         if not wrapped:
