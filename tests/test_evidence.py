@@ -453,6 +453,10 @@ def test_a_name_may_come_from_the_title_of_the_passage_quoted():
             "Both list.sort and sorted take a reverse flag.",
         ),
         ("請看 [說明文件](https://example.org/docs) 的第二節。", "請看 說明文件 的第二節。"),
+        (
+            "* The sort is stable -- if two items have the same key, their order will be preserved.",
+            "The sort is stable -- if two items have the same key, their order will be preserved.",
+        ),
     ],
 )
 def test_quotes_are_narrated_without_link_targets_or_markup(sentence, narrated):

@@ -475,8 +475,10 @@ _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")  # :meth:`list.sort`
 
 def readable(sentence: str) -> str:
     """A passage's sentence as it is narrated: its words, code and numbers, without the markup a
-    voice would read out (link targets and web addresses, reST roles, emphasis marks, escapes)."""
-    text = _RST_LINK.sub(r"\1", sentence)
+    voice would read out (link targets and web addresses, reST roles, emphasis marks, escapes, the
+    bullet of a list item)."""
+    text = re.sub(r"^\s*[-*+•]\s+", "", sentence)
+    text = _RST_LINK.sub(r"\1", text)
     text = _MD_LINK.sub(r"\1", text)
     text = _ROLE.sub(r"\1", text)
     text = _URL.sub("", text)
