@@ -147,7 +147,12 @@ def test_lines_wrapped_mid_sentence_are_joined_in_text_markdown_and_html(tmp_pat
         "- make the key with the openssl genrsa command shown above, and then\n"
         "  store it where only the server can read it\n- keep it private"
     )
-    text = write(tmp_path, "keys.txt", f"Keys\n\n{reason}\n\n{code}\n{steps}\n")
+    session = (
+        "   >>> bfp = twstock.BestFourPoint(stock)\n"
+        "   >>> bfp.best_four_point_to_buy()   # whether today is one of the four buying points, or not\n"
+        "   'volume up and closing higher than the open, the three-day mean above the six-day mean'"
+    )
+    text = write(tmp_path, "keys.txt", f"Keys\n\n{reason}\n\n{code}\n{steps}\n\n{session}\n")
     markdown = write(tmp_path, "keys.md", f"# Keys\n\n{reason}\n\n全形文字換行的時候\n不需要空格。\n")
     html = write(tmp_path, "keys.html", f"<html><body><h1>Keys</h1><p>{reason}</p></body></html>")
     whole = " ".join(reason.split())
@@ -155,9 +160,8 @@ def test_lines_wrapped_mid_sentence_are_joined_in_text_markdown_and_html(tmp_pat
         body = load_document(path).sections[0].text
         assert whole in split_sentences(body), (path.name, body)
     body = load_document(text).sections[0].text
-    assert (
-        "openssl genrsa -des3 -out privkey.pem 2048\n  chmod 600 privkey.pem" in body
-    )  # code keeps its lines
+    assert "openssl genrsa -des3 -out privkey.pem 2048\nchmod 600 privkey.pem" in body  # code keeps its lines
+    assert "or not\n'volume up" in body  # and an interpreter session its output line
     # a list keeps its items, each whole
     item = "- make the key with the openssl genrsa command shown above, and then store it where only the"
     assert f"\n{item} server can read it\n- keep it private" in body

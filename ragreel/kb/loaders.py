@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +183,14 @@ def _load_markdown(data: bytes, path: Path) -> Document:
 _UNDERLINE = re.compile(r"([=\-~^*#+])\1{2,}")
 
 
+def _text_block(lines: list[str], width: int) -> str:
+    """A paragraph of a text file unwrapped; one indented as a whole (a literal block, an interpreter
+    session, a quotation of code) keeps its lines as they are."""
+    if all(line[:1].isspace() for line in lines if line.strip()):
+        return textwrap.dedent("\n".join(lines)).strip()
+    return _unwrap_lines("\n".join(lines), width).strip()
+
+
 def _load_text(data: bytes, path: Path) -> Document:
     """Paragraphs between blank lines, unwrapped; a line underlined with = - ~ ^ * # or + is a
     heading (reStructuredText and Setext), its level the order in which its style first appears."""
@@ -201,12 +210,10 @@ def _load_text(data: bytes, path: Path) -> Document:
             overlined = index >= 2 and lines[index - 2].strip() == underline
             style = ("over" if overlined else "") + underline[0]
             styles += [style] if style not in styles else []
-            before = lines[start : index - (2 if overlined else 1)]
-            builder.block(_unwrap_lines("\n".join(before), width).strip() if before else "")
+            builder.block(_text_block(lines[start : index - (2 if overlined else 1)], width))
             builder.heading(styles.index(style) + 1, heading)
             start = index + 1
-        if lines[start:]:
-            builder.block(_unwrap_lines("\n".join(lines[start:]), width).strip())
+        builder.block(_text_block(lines[start:], width))
     document = builder.document(path)
     first = document.sections[0].text if document.sections and not styles else ""
     first_line = first.split("\n", 1)[0]
