@@ -30,12 +30,13 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.states import Cancelled, Completed, Failed
+from prefect.states import Cancelled, Completed, Failed, State
 from pydantic import BaseModel, Field
 
 from flows.generate import generate_video
 from ragreel.cli import run_command
 from ragreel.errors import RagreelError
+from ragreel.flow_runs import cancelled_before_start
 from ragreel.outputs import publish, read_text, scratch_folder, share_link
 from ragreel.prefect_server import temporary_prefect_server
 from ragreel.schemas import GENERATE_DEPLOYMENT, Scene, Script, VideoResult
@@ -264,13 +265,15 @@ def batch_videos(
     deployment: str = GENERATE_DEPLOYMENT,
     concurrency: int | None = None,
     sheet_name: str | None = None,
-) -> BatchSummary:
+) -> BatchSummary | State:
     """Turn every good row of ``spreadsheet`` (CSV or .xlsx) into a video and write a manifest.
 
     ``fan_out`` runs rows as runs of ``deployment`` (workers on several hosts share them)
     instead of subflows here; ``concurrency`` rows run at once (default RAGREEL_BATCH_CONCURRENCY);
     ``sheet_name`` picks a sheet of a workbook (default: the first).
     """
+    if cancelled_before_start():
+        return Cancelled(message="Cancelled before its process started: nothing was run.")
     logger = get_run_logger()
     started = time.perf_counter()
     settings = get_settings()

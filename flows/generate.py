@@ -25,8 +25,10 @@ from urllib.parse import quote
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.states import Cancelled, State
 
 from ragreel.cli import run_command
+from ragreel.flow_runs import cancelled_before_start
 from ragreel.kb.store import KnowledgeBase
 from ragreel.outputs import link_seconds, publish_text, run_location, scratch_folder, share_link
 from ragreel.prefect_server import temporary_prefect_server
@@ -71,7 +73,7 @@ def generate_video(
     video: bool = True,
     title: str | None = None,
     script: Script | None = None,
-) -> VideoResult:
+) -> VideoResult | State:
     """Answer ``question`` from the knowledge base and turn the answer into a narrated video.
 
     ``language`` ('en' or 'zh') defaults to the question's; ``voice`` is auto, bark, piper,
@@ -82,6 +84,8 @@ def generate_video(
     RAGREEL_STORE an s3:// URL) or ``RAGREEL_HOME/videos/<slug>-<hash>/`` (``<store>/videos/...``
     with a store, where the result then names the objects' URLs).
     """
+    if cancelled_before_start():
+        return Cancelled(message="Cancelled before its process started: nothing was run.")
     started = time.perf_counter()
     settings = get_settings()
     request = VideoRequest.checked(

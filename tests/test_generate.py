@@ -193,3 +193,38 @@ def test_a_script_file_that_is_not_json_is_refused_before_any_work(stub_llm, tmp
     assert main([QUESTION, "--script", str(bad), "--no-video"]) == 2
     assert "is not JSON text" in capsys.readouterr().err
     assert stub_llm.chat_requests() == []
+
+
+def test_a_deployment_run_cancelled_while_its_process_started_stays_cancelled(stub_llm, tmp_path):
+    """The API cancels a run whose worker has already started its process (still importing): the
+    server lets a Cancelled run go to Running, so the flow itself must stop, not answer anyway."""
+    from prefect.flow_engine import run_flow
+    from prefect.states import Cancelled, Scheduled
+
+    parameters = {"question": QUESTION, "video": False, "output_dir": str(tmp_path / "out")}
+    with get_client(sync_client=True) as client:
+        deployment_id = client.create_deployment(client.create_flow(generate_video), "cancel-while-starting")
+        cancelled = client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+        client.set_flow_run_state(
+            cancelled.id, Cancelled(message="cancelled through the ragreel API"), force=True
+        )
+        state = run_flow(
+            generate_video,
+            flow_run=client.read_flow_run(cancelled.id),
+            parameters=parameters,
+            return_type="state",
+        )
+        assert state.is_cancelled(), state
+        assert client.read_flow_run(cancelled.id).state.is_cancelled()
+        assert task_states(cancelled.id) == {} and not stub_llm.chat_requests()
+
+        # Scheduled again after the cancel (a retry from the UI), the same run does its work.
+        client.set_flow_run_state(cancelled.id, Scheduled(), force=True)
+        state = run_flow(
+            generate_video,
+            flow_run=client.read_flow_run(cancelled.id),
+            parameters=parameters,
+            return_type="state",
+        )
+    assert state.is_completed(), state.message
+    assert set(task_states(cancelled.id)) == {"retrieve", "generate"} and stub_llm.chat_requests()

@@ -183,7 +183,8 @@ def cancel(run_id: UUID, state_type: str) -> None:
     A queued run (no process yet) is set Cancelled, and no worker takes it. A starting or running
     one is set Cancelling and its worker stops the process. Asked again while it is still
     Cancelling, it is set Cancelled: a process that saw Cancelling while it started exits
-    without a final state of its own.
+    without a final state of its own, and one still importing stops as it begins
+    (``ragreel.flow_runs.cancelled_before_start``) rather than answer over the cancel.
     """
     from prefect.states import Cancelled, Cancelling
 
