@@ -3,6 +3,7 @@
     python -m bench.answer_eval                  # every question (the local LLM: about 30-60 min here)
     python -m bench.answer_eval --limit 6        # the first 6 questions of each language
     python -m bench.answer_eval --show-misses --json
+    python -m bench.answer_eval --sentences      # no model: only the answer sentences every script says
 
 Ingests ``bench/eval/docs`` into a temporary knowledge base, then for each question of
 ``bench/eval/questions.jsonl`` retrieves passages and asks the answer stage (the configured LLM,
@@ -121,6 +122,30 @@ def run(questions: list[dict]) -> list[dict]:
     return results
 
 
+def run_sentences(questions: list[dict]) -> list[dict]:
+    """No model: the answer sentences the stage makes every script say (``answer_sentences``),
+    scored alone. A fact they miss must come from the model; a miss here is a ranking miss."""
+    from ragreel.settings import get_settings
+    from tasks.answer import answer_sentences
+    from tasks.retrieve import retrieve_passages
+
+    settings = get_settings()
+    results = []
+    for item in questions:
+        passages = retrieve_passages(item["question"])
+        scenes = answer_sentences(item["question"], passages, item["language"], settings)
+        text = " ".join(scene.narration for scene in scenes)
+        results.append(
+            {
+                **item,
+                "answer": text,
+                "found": facts_found(text, item["key_facts"]),
+                "retrieved": any(p.source == item["answer_source"] for p in passages),
+            }
+        )
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.answer_eval",
@@ -131,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--language", choices=("en", "zh"), help="only the questions in this language")
     parser.add_argument("--show-misses", action="store_true", help="print the answers that miss a fact")
     parser.add_argument("--json", action="store_true", help="print every result as JSON")
+    parser.add_argument(
+        "--sentences",
+        action="store_true",
+        help="no model: score only the answer sentences every script is made to say (seconds, not minutes)",
+    )
     args = parser.parse_args(argv)
     by_language: dict[str, list[dict]] = defaultdict(list)
     for item in load_questions():
@@ -142,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         from flows.ingest import ingest_knowledge_base
 
         ingest_knowledge_base([str(EVAL_DIR / "docs")])
-        results = run(questions)
+        results = run_sentences(questions) if args.sentences else run(questions)
+    if args.sentences:
+        return _print_sentence_scores(results, args.show_misses)
     groups: dict[str, list[dict]] = defaultdict(list)
     for result in results:
         groups[result["language"]].append(result)
@@ -184,6 +216,29 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 print(
                     f"\n[{result['language']}] {result['question']}\n  missing {missing}\n  answer: {result['answer']}"
+                )
+    return 0
+
+
+def _print_sentence_scores(results: list[dict], show_misses: bool) -> int:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for result in results:
+        groups[result["language"]].append(result)
+    print(f"\n{'answer sentences':<16} {'n':>3} {'accuracy':>10} {'facts':>10} {'retrieved':>10}")
+    for group, items in sorted(groups.items()):
+        n = len(items)
+        accuracy = sum(all(i["found"]) for i in items) / n
+        facts = sum(sum(i["found"]) / len(i["found"]) for i in items) / n
+        retrieved = sum(i["retrieved"] for i in items) / n
+        print(f"{group:<16} {n:>3} {accuracy:>10.3f} {facts:>10.3f} {retrieved:>10.3f}")
+    if show_misses:
+        for result in results:
+            if not all(result["found"]):
+                missing = [
+                    f[0] for f, hit in zip(result["key_facts"], result["found"], strict=True) if not hit
+                ]
+                print(
+                    f"\n[{result['language']}] {result['question']}\n  missing {missing}\n  said: {result['answer']}"
                 )
     return 0
 

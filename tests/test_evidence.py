@@ -323,6 +323,10 @@ def test_english_words_in_a_chinese_scene_must_come_from_its_quote():
         ("Creating a certificate request", False),  # a heading
         ("安裝與設定", False),
         ("Use the genrsa command with the -des3 option for a passphrase", True),  # long: a sentence
+        # A colon after a statement that names what the list holds: said as a statement.
+        ("This idiom is called Decorate-Sort-Undecorate after its three steps:", True),
+        ("To generate a private key for a certificate, use the following command:", False),
+        ("其中最常用的幾個參數包括：", False),
     ],
 )
 def test_only_sentences_that_stand_alone_are_narrated_as_quotes(sentence, expected):
@@ -469,6 +473,18 @@ def test_quotes_are_narrated_without_link_targets_or_markup(sentence, narrated):
     assert scene.narration == narrated and scene.evidence[0].quote == sentence  # the source's words kept
     if "Timsort" in sentence:
         assert left_out("The Timsort algorithm is efficient.", sentence) == []  # a web address is no term
+
+
+def test_a_statement_before_a_list_is_narrated_without_its_colon():
+    from ragreel.llm.evidence import readable
+
+    assert readable("This idiom is called Decorate-Sort-Undecorate after its three steps:") == (
+        "This idiom is called Decorate-Sort-Undecorate after its three steps."
+    )
+    assert (
+        readable("OpenCC 的地區詞表原則上只收名詞，理由有兩個：")
+        == "OpenCC 的地區詞表原則上只收名詞，理由有兩個。"
+    )
 
 
 def test_a_narration_that_announces_what_follows_is_not_an_answer():

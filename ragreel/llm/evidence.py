@@ -484,7 +484,9 @@ def readable(sentence: str) -> str:
     text = _URL.sub("", text)
     text = re.sub(r"<\s*>|\\(?=[^\w\s])", "", text)
     text = re.sub(r"(?<![\w*])\*{1,2}(?=\S)(.+?)(?<=\S)\*{1,2}(?![\w*])", r"\1", text)
-    return normalise_spaces(re.sub(r"\s+([,.;:!?])", r"\1", text))
+    text = normalise_spaces(re.sub(r"\s+([,.;:!?])", r"\1", text))
+    # A sentence that names what a list below it holds is said as a statement ("...after its three steps.").
+    return re.sub(r"：$", "。", re.sub(r"(?<=\w):$", ".", text))
 
 
 def narratable(sentence: str) -> bool:
@@ -492,15 +494,32 @@ def narratable(sentence: str) -> bool:
     ends in a colon ("依據可包括："), not a heading (short, with no end mark), not a bare list of
     words from a table ("傭兵 雇傭 傭人"), not an interpreter session (">>> import twstock")."""
     text = readable(sentence)
-    if text.endswith((":", "：")) or ">>>" in text:  # a label, or an interpreter session (read on screen)
+    if ">>>" in text:  # an interpreter session: read on screen
         return False
+    if re.search(r"[:：]\W*$", sentence) and (_points_ahead(text) or _weight(text) < 16):
+        return False  # a label for what follows ("依據可包括：", "Run the following command:")
     if has_han(text) and len(text.split()) >= 3 and re.fullmatch(r"[\w\s、]+", text):
         return False
-    han = sum(1 for ch in text if has_han(ch))
-    words = len(re.findall(r"[A-Za-z0-9]+", text))
-    if not re.search(r"[.!?。！？；;…]['\"”’」』)）]*$", text) and han + 2 * words < 16:
+    if not re.search(r"[.!?。！？；;…]['\"”’」』)）]*$", text) and _weight(text) < 16:
         return False  # a heading ("Creating a certificate request"), not a sentence
-    return han + 2 * words >= 6
+    return _weight(text) >= 6
+
+
+def _weight(text: str) -> int:
+    """How much a text says: Chinese characters, and two for each word of Latin letters or digits."""
+    return sum(1 for ch in text if has_han(ch)) + 2 * len(re.findall(r"[A-Za-z0-9]+", text))
+
+
+_POINTS_AHEAD = re.compile(
+    r"\b(following|as follows|below|here is|here are|like this|like so|for example|e\.g\.|such as|include)\b"
+    r"|以下|如下|下列|例如|像是|包括|如：",
+    re.IGNORECASE,
+)
+
+
+def _points_ahead(text: str) -> bool:
+    """Whether a sentence ending in a colon only announces what comes after it."""
+    return bool(_POINTS_AHEAD.search(text))
 
 
 def sentence_scenes(passages: list[Passage], number: int, language: str) -> list[Scene]:
