@@ -147,6 +147,37 @@ def convert_chinese(text: str, config: str = TRADITIONAL) -> str:
     return _opencc(config).convert(text) if has_han(text) else text
 
 
+def convert_chinese_keeping(text: str, source: str, config: str = TAIWAN) -> str:
+    """Convert ``text`` as :func:`convert_chinese` does, except the runs of two or more characters
+    copied from ``source``: they stay as the source wrote them. A narration quoting a text about
+    characters ("「干」本意為盾牌") would otherwise have its quoted characters converted (干 to 幹)."""
+    if not has_han(text) or _simplified(source):  # a quote in Simplified sets no example
+        return convert_chinese(text, config)
+    kept, start, position = [], 0, 0
+    while position < len(text):
+        length = _copied_length(text, position, source)
+        if length >= 2:
+            kept.append(convert_chinese(text[start:position], config) + text[position : position + length])
+            position += length
+            start = position
+        else:
+            position += 1
+    return "".join(kept) + convert_chinese(text[start:], config)
+
+
+def _simplified(text: str) -> bool:
+    """Whether ``text`` is written in Simplified characters (Traditional converts it; Simplified doesn't)."""
+    return convert_chinese(text, TRADITIONAL) != text and convert_chinese(text, SIMPLIFIED) == text
+
+
+def _copied_length(text: str, position: int, source: str) -> int:
+    """The length of the longest run of ``text`` from ``position`` that ``source`` contains."""
+    length = 0
+    while position + length < len(text) and text[position : position + length + 1] in source:
+        length += 1
+    return length
+
+
 # --- bytes to text ---------------------------------------------------------------------------------
 
 # Files and spreadsheets come from Taiwanese, mainland, Western, Japanese and Korean systems: the

@@ -217,6 +217,14 @@ def test_tidy_narration_keeps_code_and_drops_markers():
     assert tidy_narration("用这个软件的信息[1]。", "zh") == "用這個軟體的資訊。"
 
 
+def test_chinese_narration_keeps_what_it_copies_from_its_quote():
+    quote = "「干」本意爲盾牌，意義與武器有關。「乾」意義爲「水分少」。"
+    # Converted whole, the quoted 干 became 幹: the narration then said the opposite of its source.
+    assert tidy_narration("「干」本意爲盾牌，和武器有关。", "zh", quote) == "「干」本意爲盾牌，和武器有關。"
+    assert tidy_narration("「干」本意爲盾牌。", "zh") == "「幹」本意為盾牌。"  # no quote: all converted
+    assert tidy_narration("用这个软件。", "zh", "用这个软件的信息") == "用這個軟體。"  # a Simplified quote
+
+
 @pytest.mark.parametrize(
     "text, spoken",
     [

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from ragreel.llm.evidence import asks_yes_or_no
 from ragreel.llm.prompt import LengthTarget, format_passages, neutralise_delimiters
 from ragreel.schemas import Evidence, Passage, Scene
-from ragreel.text import TAIWAN, convert_chinese
+from ragreel.text import TAIWAN, convert_chinese_keeping
 
 MIN_SCENES, MAX_SCENES = 2, 5  # asked for: MIN_SCENES + 1 to MAX_SCENES - 1
 
@@ -154,13 +154,14 @@ _CITATION_MARK = re.compile(
 )
 
 
-def tidy_narration(text: str, language: str) -> str:
+def tidy_narration(text: str, language: str, quote: str = "") -> str:
     """Narration as a subtitle shows it: one line, no citation marks, no markdown emphasis; Taiwan usage
-    for Chinese. Identifiers, code and numbers are left exactly as written."""
+    for Chinese, except what it copies from its ``quote``. Identifiers, code and numbers are left
+    exactly as written."""
     text = _CITATION_MARK.sub("", text)
     text = re.sub(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])", r"\1", text)
     text = re.sub(r"\s+", " ", text).strip()
-    return convert_chinese(text, TAIWAN) if language == "zh" else text
+    return convert_chinese_keeping(text, quote, TAIWAN) if language == "zh" else text
 
 
 def parse_script(reply: str, language: str) -> list[Scene] | None:
@@ -183,13 +184,13 @@ def parse_script(reply: str, language: str) -> list[Scene] | None:
             draft = _DraftScene.model_validate(item)
         except ValidationError:
             continue
-        narration = tidy_narration(draft.narration, language)
+        narration = tidy_narration(draft.narration, language, draft.quote)
         if not draft.quote or not narration:
             continue
         scenes.append(
             Scene(
                 narration=narration,
-                key_point=tidy_narration(draft.key_point, language),
+                key_point=tidy_narration(draft.key_point, language, draft.quote),
                 evidence=[Evidence(passage=max(draft.passage, 1), quote=draft.quote)],
             )
         )
