@@ -232,9 +232,23 @@ def inline_text(token, join_lines: bool = False) -> str:
 
 
 def _line_joint(text: str, start: int, end: int) -> str:
-    """What joins two wrapped lines: nothing between wide (Chinese) characters, else one space."""
-    before, after = text[start - 1 : start], text[end : end + 1]
-    return "" if before and after and is_cjk_wide(before) and is_cjk_wide(after) else " "
+    return line_joint(text[start - 1 : start], text[end : end + 1])
+
+
+def line_joint(before: str, after: str) -> str:
+    """What joins two wrapped lines, given the last character of one and the first of the next:
+    nothing between wide (Chinese) characters or next to wide punctuation ("。", "「"), else one
+    space (between words, and between a Chinese character and a Latin word: "使用 twstock")."""
+    if not before or not after:
+        return " "
+    if is_cjk_wide(before) and is_cjk_wide(after):
+        return ""
+    return "" if _is_wide_punctuation(before) or _is_wide_punctuation(after) else " "
+
+
+def _is_wide_punctuation(char: str) -> bool:
+    code = ord(char)
+    return 0x3000 <= code <= 0x303F or (0xFF00 <= code <= 0xFFEF and not char.isalnum())
 
 
 _DUNDER = re.compile(r"(?<![\w`])__([A-Za-z][A-Za-z0-9_]*?)__(?![\w`])")

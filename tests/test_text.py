@@ -65,3 +65,21 @@ def test_decode_bytes_reads_common_encodings_and_refuses_binary():
     assert decode_bytes("茶,tea".encode("utf-16")) == "茶,tea"
     with pytest.raises(UndecodableText, match="binary"):
         decode_bytes(bytes(range(256)) * 4)
+
+
+def test_wrapped_lines_join_as_each_script_writes():
+    from ragreel.text import inline_text, line_joint, parse_markdown
+
+    assert line_joint("d", "w") == " "  # English words
+    assert line_joint("的", "字") == ""  # Chinese runs on
+    assert line_joint("用", "t") == " " and line_joint("k", "套") == " "  # "使用 twstock 套件"
+    assert line_joint("。", "N") == "" and line_joint("d", "「") == ""  # no space at wide punctuation
+    # Markdown soft breaks and plain-text unwrapping follow the same rule.
+    paragraph = next(t for t in parse_markdown("使用\ntwstock\n套件，\n查詢。\n") if t.type == "inline")
+    assert inline_text(paragraph, join_lines=True) == "使用 twstock 套件，查詢。"
+    from ragreel.kb.loaders import _unwrap_lines
+
+    assert (
+        _unwrap_lines("這一行很長很長很長很長用\ntwstock 查詢\n", longest=12)
+        == "這一行很長很長很長很長用 twstock 查詢\n"
+    )

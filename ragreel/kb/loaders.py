@@ -15,13 +15,13 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragreel.text import UndecodableText, decode_bytes, inline_text, is_cjk_wide, parse_markdown
+from ragreel.text import UndecodableText, decode_bytes, inline_text, line_joint, parse_markdown
 
 log = logging.getLogger(__name__)
 
 # Changes whenever a loader reads the same file into different text; part of the knowledge
 # base's pipeline, so the next ingest rereads every file.
-LOADERS_VERSION = "4-wrapped-lines-joined-text-headings"
+LOADERS_VERSION = "5-one-line-joint-rule"
 
 SUPPORTED_SUFFIXES = {
     ".md": "markdown",
@@ -385,10 +385,8 @@ def _unwrap_lines(text: str, longest: int | None = None) -> str:
             joined += "\n" + line
         elif previous.endswith("-") and line[:1].islower():
             joined = joined[:-1] + line.lstrip()
-        elif is_cjk_wide(previous[-1:]) or is_cjk_wide(line.lstrip()[:1]):
-            joined += line.lstrip()
         else:
-            joined += " " + line.lstrip()
+            joined += line_joint(previous[-1:], line.lstrip()[:1]) + line.lstrip()
     return joined
 
 
