@@ -7,6 +7,7 @@ import pytest
 from ragreel.llm.evidence import (
     asks_yes_or_no,
     begins_yes_or_no,
+    candidate_sentences,
     check_scene,
     extractive_scene,
     left_out,
@@ -493,6 +494,21 @@ def test_a_statement_before_a_list_is_narrated_without_its_colon():
         readable("OpenCC 的地區詞表原則上只收名詞，理由有兩個：")
         == "OpenCC 的地區詞表原則上只收名詞，理由有兩個。"
     )
+    # reST: "::" announces a literal block; ``x`` is code.
+    sentence = (
+        "使用 :mod:`realtime` 時，需先確認 ``success`` 是否為 ``True``，請參照 ``rtmessage`` 取得錯誤訊息::"
+    )
+    narration = readable(sentence)
+    assert (
+        narration == "使用 realtime 時，需先確認 `success` 是否為 `True`，請參照 `rtmessage` 取得錯誤訊息。"
+    )
+    scene = Scene(narration=narration, evidence=[Evidence(passage=1, quote=sentence)])
+    assert check_scene(scene, [passage(sentence, "zh")], "出錯時去哪裡看錯誤訊息？", "zh").passed
+    # A relative reference (:class:`.Stock`) is said as its name: ".Stock" split the sentence at "在."
+    sentence = "在 :class:`.Stock` 之中的資料，可以透過:attr:`date` 取得各個資料集之中相對應的日期::"
+    assert readable(sentence) == "在 Stock 之中的資料，可以透過date 取得各個資料集之中相對應的日期。"
+    scene = Scene(narration=readable(sentence), evidence=[Evidence(passage=1, quote=sentence)])
+    assert check_scene(scene, [passage(sentence, "zh")], "twstock 要怎麼抓歷史資料？", "zh").passed
 
 
 def test_a_narration_that_announces_what_follows_is_not_an_answer():
@@ -501,3 +517,36 @@ def test_a_narration_that_announces_what_follows_is_not_an_answer():
         evidence=[Evidence(passage=1, quote="Oolong tea is best brewed with water between 90 and 95")],
     )
     assert "it ends with a colon" in " ".join(check_scene(scene, [TEA], "How hot for oolong?", "en").problems)
+
+
+def test_every_sentence_offered_as_an_extractive_scene_passes_its_own_check():
+    """Extractive scenes (a failed scene's fallback, the answer sentences, reviewed scripts built by
+    the batch benchmark) are right by construction only if the check accepts them: over every
+    document of the sample and evaluation knowledge bases, each candidate sentence must pass."""
+    from pathlib import Path
+
+    from ragreel.kb.chunking import chunk_document
+    from ragreel.kb.loaders import is_supported, load_document
+    from ragreel.settings import get_settings
+
+    repo = Path(__file__).resolve().parent.parent
+    files = [
+        p
+        for root in ("data/kb", "bench/eval/docs")
+        for p in sorted((repo / root).rglob("*"))
+        if is_supported(p)
+    ]
+    settings, checked, failures = get_settings(), 0, []
+    for path in files:
+        for chunk in chunk_document(load_document(path), settings):
+            text = passage(chunk.text, chunk.language)
+            for language in ("en", "zh"):
+                for _, sentence in candidate_sentences([text], language):
+                    checked += 1
+                    scene = Scene(
+                        narration=readable(sentence), evidence=[Evidence(passage=1, quote=sentence)]
+                    )
+                    result = check_scene(scene, [text], "完全無關的問題 unrelated question?", language)
+                    if not result.sound:
+                        failures.append((path.name, sentence[:80], result.problems))
+    assert checked > 1000 and failures == []

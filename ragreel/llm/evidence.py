@@ -407,7 +407,7 @@ def check_scene(
         problems.append("it repeats the question instead of answering it")
     if _URL.search(narration):
         problems.append("it narrates a web address, which cannot be said aloud")
-    if re.search(r"[:：]\W*$", narration):
+    if re.search(r"[:：][\s\"'”」』]*$", narration):
         problems.append("it ends with a colon: say what follows it instead of announcing it")
     if talks_about_sources(narration) or talks_about_sources(scene.key_point):
         problems.append("it talks about the passages instead of saying what they say")
@@ -470,13 +470,13 @@ def extractive_scene(scene: Scene, passages: list[Passage], language: str) -> Sc
 
 _RST_LINK = re.compile(r"`([^`<]+?)\s*<[^>]*>`_{1,2}")  # `Timsort <https://...>`_
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [text](url)
-_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")  # :meth:`list.sort`
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`[~.]*([^`]+)`")  # :meth:`list.sort`, :class:`.Stock` (relative)
 
 
 def readable(sentence: str) -> str:
     """A passage's sentence as it is narrated: its words, code and numbers, without the markup a
     voice would read out (link targets and web addresses, reST roles, emphasis marks, escapes, the
-    bullet of a list item)."""
+    bullet of a list item, reST's double backquotes and its "::")."""
     text = re.sub(r"^\s*[-*+•]\s+", "", sentence)
     text = _RST_LINK.sub(r"\1", text)
     text = _MD_LINK.sub(r"\1", text)
@@ -484,20 +484,28 @@ def readable(sentence: str) -> str:
     text = _URL.sub("", text)
     text = re.sub(r"<\s*>|\\(?=[^\w\s])", "", text)
     text = re.sub(r"(?<![\w*])\*{1,2}(?=\S)(.+?)(?<=\S)\*{1,2}(?![\w*])", r"\1", text)
+    text = re.sub(r"``(?=\S)(.+?)(?<=\S)``", r"`\1`", text)  # a reST literal, written as Markdown's
     text = normalise_spaces(re.sub(r"\s+([,.;:!?])", r"\1", text))
-    # A sentence that names what a list below it holds is said as a statement ("...after its three steps.").
-    return re.sub(r"：$", "。", re.sub(r"(?<=\w):$", ".", text))
+    # A sentence that names what a list below it holds is said as a statement ("...after its three
+    # steps."); reST's "::" before a literal block reads as one colon.
+    return re.sub(
+        r"(?<=\S):?[:：]$", lambda m: "。" if has_han(text[m.start() - 1]) or "：" in m[0] else ".", text
+    )
 
 
 def narratable(sentence: str) -> bool:
     """Whether a passage's sentence can be said on its own: a few words at least, not a label that
     ends in a colon ("依據可包括："), not a heading (short, with no end mark), not a bare list of
-    words from a table ("傭兵 雇傭 傭人"), not an interpreter session (">>> import twstock")."""
+    words from a table ("傭兵 雇傭 傭人"), not an interpreter session (">>> import twstock"), not a
+    question, not a pointer to other documents ("詳細說明請參閱 Changelog")."""
     text = readable(sentence)
     if ">>>" in text:  # an interpreter session: read on screen
         return False
-    if re.search(r"[:：]\W*$", sentence) and (_points_ahead(text) or _weight(text) < 16):
-        return False  # a label for what follows ("依據可包括：", "Run the following command:")
+    if re.search(r"[?？]\W*$", text) or talks_about_sources(text):  # the check refuses these
+        return False
+    if text[-1:] in ".。" and re.search(r"[:：]\s*$", _URL.sub("", sentence)):  # readable() ended it
+        if _points_ahead(text) or _weight(text) < 16:
+            return False  # a label for what follows ("依據可包括：", "Run the following command:")
     if has_han(text) and len(text.split()) >= 3 and re.fullmatch(r"[\w\s、]+", text):
         return False
     if not re.search(r"[.!?。！？；;…]['\"”’」』)）]*$", text) and _weight(text) < 16:
@@ -544,7 +552,7 @@ def candidate_sentences(passages: list[Passage], language: str) -> list[tuple[in
         (number, sentence)
         for number, passage in enumerate(passages, start=1)
         for sentence in _passage_sentences(passage)
-        if detect_language(sentence) == language and narratable(sentence)
+        if detect_language(readable(sentence)) == language and narratable(sentence)
     ]
 
 
