@@ -150,14 +150,18 @@ def relevance(passage: Passage) -> float:
     return passage.similarity if passage.similarity is not None else passage.score
 
 
+def script_max_tokens(target: LengthTarget) -> int:
+    """The token limit of a script request: quotes and narration both count, plus the JSON around them."""
+    return 2 * target.max_tokens + 160
+
+
 class _ScriptWriter:
     """The conversation with the model for one answer: the script, and at most one more request for
     a reply that was not a script or for the scenes that failed their check."""
 
     def __init__(self, endpoint: Endpoint, settings: Settings, messages: list[dict], target: LengthTarget):
         self.endpoint, self.settings, self.messages = endpoint, settings, messages
-        # Quotes and narration both count, plus the JSON around them.
-        self.max_tokens = 2 * target.max_tokens + 160
+        self.max_tokens = script_max_tokens(target)
         self.backend, self.model, self.server = (
             endpoint.backend,
             endpoint.model or "",

@@ -692,6 +692,15 @@ def test_stream_chat_yields_the_reply_in_pieces(stub, settings):
     )
     assert len(pieces) > 1 and "".join(pieces) == stub.reply
     assert stub.chat_requests()[0].body["stream"] is True
+    assert "response_format" not in stub.chat_requests()[0].body
+    # Constrained like the answer stage's request (the benchmark streams that request as its baseline).
+    schema = {"type": "object", "properties": {"scenes": {"type": "array"}}}
+    list(
+        llm_client.stream_chat(
+            [{"role": "user", "content": "hi"}], max_tokens=20, settings=settings, json_schema=schema
+        )
+    )
+    assert stub.chat_requests()[1].body["response_format"]["json_schema"]["schema"] == schema
 
 
 # --- prompt and clean-up, without a server ----------------------------------------------------------------

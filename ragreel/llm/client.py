@@ -411,11 +411,16 @@ def stream_chat(
     temperature: float = 0.2,
     settings: Settings | None = None,
     endpoint: Endpoint | None = None,
+    json_schema: dict | None = None,
 ) -> Iterator[str]:
-    """The reply as it is generated, piece by piece (llama.cpp sends one token per piece)."""
+    """The reply as it is generated, piece by piece (llama.cpp sends one token per piece); with
+    ``json_schema``, constrained to it as :func:`complete_chat` asks."""
     settings = settings or get_settings()
     endpoint = endpoint or resolve_endpoint(settings)
     client = openai_client(endpoint, settings)
+    extras = _sampling_extras(endpoint)
+    if json_schema is not None:
+        extras["response_format"] = response_format(endpoint, json_schema)
     try:
         stream = client.chat.completions.create(
             model=endpoint.model,
@@ -423,7 +428,7 @@ def stream_chat(
             max_tokens=max_tokens,
             temperature=temperature,
             stream=True,
-            **_sampling_extras(endpoint),
+            **extras,
         )
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:

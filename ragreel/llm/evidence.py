@@ -503,9 +503,9 @@ def narratable(sentence: str) -> bool:
         return False
     if re.search(r"[?？]\W*$", text) or talks_about_sources(text):  # the check refuses these
         return False
-    if text[-1:] in ".。" and re.search(r"[:：]\s*$", _URL.sub("", sentence)):  # readable() ended it
-        if _points_ahead(text) or _weight(text) < 16:
-            return False  # a label for what follows ("依據可包括：", "Run the following command:")
+    ends_in_colon = re.search(r"[:：]\s*$", _URL.sub("", sentence))  # readable() ended it with a stop
+    if ends_in_colon and (_points_ahead(text) or _weight(text) < 16):
+        return False  # a label for what follows ("依據可包括：", "Run the following command:")
     if has_han(text) and len(text.split()) >= 3 and re.fullmatch(r"[\w\s、]+", text):
         return False
     if not re.search(r"[.!?。！？；;…]['\"”’」』)）]*$", text) and _weight(text) < 16:
