@@ -336,6 +336,13 @@ def test_english_words_in_a_chinese_scene_must_come_from_its_quote():
         ("This idiom is called Decorate-Sort-Undecorate after its three steps:", True),
         ("To generate a private key for a certificate, use the following command:", False),
         ("其中最常用的幾個參數包括：", False),
+        # A program's lines and printed values are shown, not said; a command answers "how do I".
+        ("return repr((self.name, self.grade, self.age))", False),
+        ("const vConsole = new VConsole();", False),
+        ("[('dave', 'B', 10), ('jane', 'B', 12), ('john', 'A', 15)]", False),
+        ("215.0, 211.5, 208.5, 210.0, 208.5, 209.0, 207.0, 208.5,", False),
+        ("openssl req -new -x509 -key privkey.pem -out cacert.pem -days 1095", True),
+        ("UPDATE accounts SET balance = balance - 100.00 WHERE name = 'Alice';", True),
     ],
 )
 def test_only_sentences_that_stand_alone_are_narrated_as_quotes(sentence, expected):

@@ -503,6 +503,8 @@ def narratable(sentence: str) -> bool:
         return False
     if re.search(r"[?？]\W*$", text) or talks_about_sources(text):  # the check refuses these
         return False
+    if _CODE_STATEMENT.match(text) or _is_data(text):  # shown in a program, not said as an answer
+        return False
     ends_in_colon = re.search(r"[:：]\s*$", _URL.sub("", sentence))  # readable() ended it with a stop
     if ends_in_colon and (_points_ahead(text) or _weight(text) < 16):
         return False  # a label for what follows ("依據可包括：", "Run the following command:")
@@ -511,6 +513,26 @@ def narratable(sentence: str) -> bool:
     if not re.search(r"[.!?。！？；;…]['\"”’」』)）]*$", text) and _weight(text) < 16:
         return False  # a heading ("Creating a certificate request"), not a sentence
     return _weight(text) >= 6
+
+
+# A line of a program that means nothing said alone ("return repr((self.name, self.age))",
+# "x = f(y)", imports); commands and calls ("openssl req -new ...", "sorted(words, key=str.lower)")
+# answer "how do I" questions and stay.
+_CODE_STATEMENT = re.compile(
+    r"(return|assert|import|from \S+ import|def|class|const|let|var)\s|[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*\s*=\s"
+)
+
+
+def _is_data(text: str) -> bool:
+    """A printed value or a row of numbers ("[('john', 'A', 15), ...]", "215.0, 211.5, 208.5,")."""
+    visible = [ch for ch in text if not ch.isspace()]
+    letters = sum(1 for ch in visible if ch.isalpha())
+    return (
+        text[:1] in "[({'\""
+        and not text[:1].isalpha()
+        and letters < 0.6 * len(visible)
+        or (letters < 0.25 * len(visible))
+    )
 
 
 def _weight(text: str) -> int:
