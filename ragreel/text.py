@@ -228,11 +228,11 @@ def inline_text(token, join_lines: bool = False) -> str:
         elif child.type == "image":
             parts.append(child.content)
     text = "".join(parts)
-    return re.sub(r"\s*\0\s*", lambda m: _line_joint(text, m.start(), m.end()), text) if join_lines else text
-
-
-def _line_joint(text: str, start: int, end: int) -> str:
-    return line_joint(text[start - 1 : start], text[end : end + 1])
+    if not join_lines:
+        return text
+    return re.sub(
+        r"\s*\0\s*", lambda m: line_joint(text[m.start() - 1 : m.start()], text[m.end() : m.end() + 1]), text
+    )
 
 
 def line_joint(before: str, after: str) -> str:

@@ -505,14 +505,15 @@ def narratable(sentence: str) -> bool:
         return False
     if _CODE_STATEMENT.match(text) or _is_data(text):  # shown in a program, not said as an answer
         return False
+    weight = _weight(text)
     ends_in_colon = re.search(r"[:：]\s*$", _URL.sub("", sentence))  # readable() ended it with a stop
-    if ends_in_colon and (_points_ahead(text) or _weight(text) < 16):
+    if ends_in_colon and (_points_ahead(text) or weight < 16):
         return False  # a label for what follows ("依據可包括：", "Run the following command:")
     if has_han(text) and len(text.split()) >= 3 and re.fullmatch(r"[\w\s、]+", text):
         return False
-    if not re.search(r"[.!?。！？；;…]['\"”’」』)）]*$", text) and _weight(text) < 16:
+    if not re.search(r"[.!?。！？；;…]['\"”’」』)）]*$", text) and weight < 16:
         return False  # a heading ("Creating a certificate request"), not a sentence
-    return _weight(text) >= 6
+    return weight >= 6
 
 
 # A line of a program that means nothing said alone ("return repr((self.name, self.age))",
@@ -527,12 +528,8 @@ def _is_data(text: str) -> bool:
     """A printed value or a row of numbers ("[('john', 'A', 15), ...]", "215.0, 211.5, 208.5,")."""
     visible = [ch for ch in text if not ch.isspace()]
     letters = sum(1 for ch in visible if ch.isalpha())
-    return (
-        text[:1] in "[({'\""
-        and not text[:1].isalpha()
-        and letters < 0.6 * len(visible)
-        or (letters < 0.25 * len(visible))
-    )
+    starts_as_value = text[:1] in "[({'\"" and letters < 0.6 * len(visible)
+    return starts_as_value or letters < 0.25 * len(visible)
 
 
 def _weight(text: str) -> int:
