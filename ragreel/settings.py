@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         "how much of the question an English-only embedding model can read.",
     )
     top_k: TopK = Field(5, description="Passages retrieved per question.")
+    cross_lingual: bool = Field(
+        True,
+        description="Also search with the question translated by the LLM into the knowledge base's other "
+        "languages (one short request per question), so that an English question finds Chinese passages "
+        "and back. Only where the knowledge base holds more than one language.",
+    )
     max_question_chars: int = Field(
         DEFAULT_MAX_QUESTION_CHARS, ge=1, description="Longest question accepted, in characters."
     )

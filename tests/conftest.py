@@ -12,6 +12,9 @@ import pytest
 # Models come from installed packages; a hub lookup would hang without a network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Cross-lingual search asks the LLM to translate each question; tests that retrieve without an LLM
+# configured would start the 1.1 GB local model for it. Tests of it switch it on (test_retrieve.py).
+os.environ.setdefault("RAGREEL_CROSS_LINGUAL", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_KB = REPO / "data" / "kb"

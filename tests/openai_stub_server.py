@@ -48,10 +48,23 @@ def script_reply(*scenes: tuple[int, str, str], key_point: str = "Key point") ->
     )
 
 
+def is_translation(body: dict[str, Any]) -> bool:
+    """A request to translate a question for search (RAGREEL_CROSS_LINGUAL), not for a script."""
+    return "translate search questions" in body.get("messages", [{}])[0].get("content", "")
+
+
+def question_to_translate(body: dict[str, Any]) -> str:
+    user = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+    return re.fullmatch(r"<question>(.*)</question>", user, re.DOTALL).group(1)
+
+
 def grounded_script(body: dict[str, Any], sentences: int = 3) -> str:
-    """Scenes that narrate the first ``sentences`` sentences of passage 1 word for word."""
+    """Scenes that narrate the first ``sentences`` sentences of passage 1 word for word; a request
+    to translate a question gets the question back (which retrieval does not take as a translation)."""
     from ragreel.text import split_sentences
 
+    if is_translation(body):
+        return question_to_translate(body)
     first = split_sentences(passages_in(body)[0])[:sentences]
     return script_reply(*[(1, s, s) for s in first])
 
@@ -111,6 +124,10 @@ class StubServer:
     def fail_next(self, *faults: str) -> None:
         with self._lock:
             self._faults.extend(faults)
+
+    def script_requests(self) -> list[RecordedRequest]:
+        """Chat requests for a script (not a question's translation for search)."""
+        return [r for r in self.chat_requests() if not (r.body and is_translation(r.body))]
 
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]

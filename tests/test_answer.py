@@ -789,6 +789,23 @@ def test_local_model_answers_for_real(local_settings, question, rows, language):
     assert re.search(r"9[05]|九十", answer.text), answer.text
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question, target, expected",
+    [
+        ("Which night market is right next to Jiantan MRT station?", "zh", "夜市"),
+        ("台北的垃圾車來的時候會播放什麼音樂？", "en", "garbage"),
+    ],
+    ids=["en-zh", "zh-en"],
+)
+def test_local_model_translates_a_question_for_search(local_settings, question, target, expected):
+    from ragreel.llm.translate import translate_question
+
+    translation = translate_question(question, target, local_settings)
+    assert translation is not None and expected in translation.lower(), translation
+    assert detect_language(translation) == target
+
+
 def test_the_sentence_that_answers_is_added_when_no_scene_says_it(stub, settings):
     # True, and beside the point: the small model's typical answer to a question it half read.
     stub.reply = script_reply((1, OOLONG, "Oolong is brewed at 90 to 95 degrees Celsius."))

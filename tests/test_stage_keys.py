@@ -42,6 +42,7 @@ def clean_settings(ragreel_home, monkeypatch, tmp_path):
     [
         ("RAGREEL_EMBEDDING_MODEL", "/models/multilingual-e5", "retrieve", ENGLISH),
         ("RAGREEL_HYBRID_VECTOR_WEIGHT", "0.3", "retrieve", ENGLISH),
+        ("RAGREEL_CROSS_LINGUAL", "true", "retrieve", ENGLISH),
         ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1", "generate", ENGLISH),
         ("RAGREEL_LLM_LOCAL_MODEL", "/models/other.gguf", "generate", ENGLISH),
         ("RAGREEL_ANSWER_MIN_SECONDS", "10", "generate", ENGLISH),
@@ -72,6 +73,21 @@ def test_a_setting_changes_its_stage_key_only(
     after = keys(speak_parameters)
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {stage}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("RAGREEL_LLM_LOCAL_MODEL", "/models/other.gguf"), ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")],
+)
+def test_with_cross_lingual_search_the_llm_is_part_of_the_retrieve_key(
+    clean_settings, monkeypatch, variable, value
+):
+    """It translates the question that retrieval searches with."""
+    monkeypatch.setenv("RAGREEL_CROSS_LINGUAL", "true")
+    before = keys(ENGLISH)
+    monkeypatch.setenv(variable, value)
+    after = keys(ENGLISH)
+    assert {name for name in before if before[name] != after[name]} == {"retrieve", "generate"}
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 META_FILE = "kb.json"
 # The metadata entry where ingest records a hash of the documents the table holds (see version()).
 CONTENTS_KEY = "contents"
+# ... and the languages its chunks are written in (what cross-lingual search translates questions into).
+LANGUAGES_KEY = "languages"
 # The table's columns; a knowledge base written with other ones is rebuilt by the next ingest.
 TABLE_LAYOUT = "chunks-v2-pictures"
 SearchMode = Literal["hybrid", "vector", "fts"]
@@ -310,14 +312,26 @@ class KnowledgeBase:
         Every write through this class forgets it first, so the record is never stale for a table
         written only through here; whatever writes to the table directly must call this after.
         """
-        meta, contents = self.check(), self._contents_hash()
-        if meta.get(CONTENTS_KEY) != contents:
-            self._write_meta({**meta, CONTENTS_KEY: contents})
+        meta, contents, languages = self.check(), self._contents_hash(), self._chunk_languages()
+        if (meta.get(CONTENTS_KEY), meta.get(LANGUAGES_KEY)) != (contents, languages):
+            self._write_meta({**meta, CONTENTS_KEY: contents, LANGUAGES_KEY: languages})
 
     def _forget_contents(self) -> None:
         meta = self.stored_meta()
-        if meta and CONTENTS_KEY in meta:
-            self._write_meta({k: v for k, v in meta.items() if k != CONTENTS_KEY})
+        if meta and (CONTENTS_KEY in meta or LANGUAGES_KEY in meta):
+            self._write_meta({k: v for k, v in meta.items() if k not in (CONTENTS_KEY, LANGUAGES_KEY)})
+
+    def languages(self) -> list[str]:
+        """The languages the chunks are written in, as the last ingest recorded them (read from the
+        table where it did not)."""
+        meta = self._meta or self.stored_meta() or {}
+        return meta[LANGUAGES_KEY] if LANGUAGES_KEY in meta else self._chunk_languages()
+
+    def _chunk_languages(self) -> list[str]:
+        table = self.table()
+        count = table.count_rows()
+        rows = table.search().select(["language"]).limit(count).to_list() if count else []
+        return sorted({row["language"] for row in rows})
 
     def _contents_hash(self) -> str:
         digest = hashlib.sha256()
