@@ -2,6 +2,7 @@
 
     python -m bench.answer_eval                  # every question (the local LLM: about 30-60 min here)
     python -m bench.answer_eval --limit 6        # the first 6 questions of each language
+    python -m bench.answer_eval --kind cross-lingual   # only the questions asked across languages
     python -m bench.answer_eval --show-misses --json
     python -m bench.answer_eval --sentences      # no model: only the answer sentences every script says
 
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, help="only the first N questions of each language")
     parser.add_argument("--language", choices=("en", "zh"), help="only the questions in this language")
+    parser.add_argument(
+        "--kind", help="only the questions of this kind (literal, paraphrase, colloquial, cross-lingual)"
+    )
     parser.add_argument("--show-misses", action="store_true", help="print the answers that miss a fact")
     parser.add_argument("--json", action="store_true", help="print every result as JSON")
     parser.add_argument(
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     by_language: dict[str, list[dict]] = defaultdict(list)
     for item in load_questions():
-        if args.language in (None, item["language"]):
+        if args.language in (None, item["language"]) and args.kind in (None, item.get("kind", "literal")):
             by_language[item["language"]].append(item)
     questions = [q for items in by_language.values() for q in items[: args.limit or len(items)]]
     with tempfile.TemporaryDirectory(prefix="ragreel-answer-eval-") as home:
