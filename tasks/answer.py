@@ -65,6 +65,12 @@ ANSWER_MARGIN = 0.01
 # Weight of the question's own words beside the embedding cosine when ranking sentences (e5's cosines
 # sit in a narrow band, so a small weight matters): best of 0, 0.05, 0.1, 0.2 on the evaluation set.
 WORD_WEIGHT = 0.05
+# How much closer than the relevance floor (RAGREEL_MIN_RELEVANCE) a sentence must be to the question to
+# be added as an answer sentence. Measured on the evaluation set's top two answer sentences with e5
+# (one-off, cross-lingual search on): none with a key fact sat below floor + 0.034 (en 0.814, zh 0.850),
+# and the English sentences padding answers to cross-lingual questions (Alice in Wonderland for a
+# question about 桃花源記) sat below floor + 0.01.
+ANSWER_SENTENCE_MARGIN = 0.02
 
 _JSON_ONLY = {
     "en": "That reply was not the JSON script. Reply with JSON only, in the shape asked for, in English.",
@@ -333,7 +339,8 @@ def answer_sentences(
 ) -> list[Scene]:
     """The passage sentences most likely to hold the answer (see :data:`ANSWER_SENTENCES`), as
     extractive scenes: ranked by the embedding model's cosine to the question, plus a little for
-    the question's own words."""
+    the question's own words; none further from the question than ANSWER_SENTENCE_MARGIN above the
+    relevance floor."""
     import numpy as np
 
     from ragreel.kb.embedding import get_embedder
@@ -345,9 +352,11 @@ def answer_sentences(
     asked = np.asarray(embedder.queries([question])[0])
     vectors = np.asarray(embedder.documents([readable(sentence) for _, sentence in candidates]))
     words = np.asarray([word_share(question, sentence) for _, sentence in candidates])
-    scores = vectors @ asked + WORD_WEIGHT * words / max(words.max(), 1e-9)
+    cosines = vectors @ asked
+    scores = cosines + WORD_WEIGHT * words / max(words.max(), 1e-9)
     order = np.argsort(-scores, kind="stable")[:ANSWER_SENTENCES]
-    best = [i for i in order if scores[i] >= scores[order[0]] - ANSWER_MARGIN]
+    floor = settings.relevance_floor(language) + ANSWER_SENTENCE_MARGIN
+    best = [i for i in order if scores[i] >= scores[order[0]] - ANSWER_MARGIN and cosines[i] >= floor]
     return [
         Scene(
             narration=readable(candidates[i][1]),

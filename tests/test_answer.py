@@ -806,6 +806,32 @@ def test_local_model_translates_a_question_for_search(local_settings, question, 
     assert detect_language(translation) == target
 
 
+def test_a_sentence_far_from_the_question_is_never_added_as_its_answer(settings):
+    """A cross-lingual question's passages in its own language are often beside the point: their
+    closest sentence must not pad the answer (it was Alice in Wonderland, for the US House)."""
+    from tasks.answer import answer_sentences
+
+    e5 = settings.model_copy(update={"min_relevance": None, "embedding_model": "multilingual-e5-small"})
+    alice = make_passages(
+        [
+            (
+                "alice.txt",
+                "Alice's Adventures in Wonderland",
+                "Down the Rabbit-Hole",
+                "Down, down, down. 'I must be getting somewhere near the centre of the earth.' Either the "
+                "well was very deep, or she fell very slowly.",
+            )
+        ],
+        "en",
+    )
+    question = "What is the minimum age for a member of the US House of Representatives?"
+    assert answer_sentences(question, alice, "en", e5) == []
+    [answer] = answer_sentences(
+        "How hot should the water be for oolong?", make_passages(TEA_EN, "en"), "en", e5
+    )
+    assert "90 and 95 degrees" in answer.narration
+
+
 def test_the_sentence_that_answers_is_added_when_no_scene_says_it(stub, settings):
     # True, and beside the point: the small model's typical answer to a question it half read.
     stub.reply = script_reply((1, OOLONG, "Oolong is brewed at 90 to 95 degrees Celsius."))

@@ -159,9 +159,17 @@ def test_talking_about_sources_in_both_languages():
         "Passage 2 says so.",
         "在「數字」一節中有說明。",
         "這份資料列出了",
+        "這段說明提到，最高手牌是J、5、5、5。",
+        "文中指出金鑰至少要 2048 位元。",
     ):
         assert talks_about_sources(text), text
-    for text in ("The document root is /var/www.", "設定文件要放在家目錄。", "Water boils at 100 degrees."):
+    for text in (
+        "The document root is /var/www.",
+        "設定文件要放在家目錄。",
+        "Water boils at 100 degrees.",
+        "說明書放在盒子裡。",
+        "這段時間的內容更新較少。",
+    ):
         assert not talks_about_sources(text), text
 
 
