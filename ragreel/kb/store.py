@@ -67,6 +67,12 @@ def _connection(uri: str, settings: Settings):
     return _connections[key]
 
 
+def _all_rows(table, columns: list[str]) -> list[dict]:
+    """``columns`` of every row of ``table`` (a search without a limit returns only the first 10)."""
+    count = table.count_rows()
+    return table.search().select(columns).limit(count).to_list() if count else []
+
+
 def search_form(text: str) -> str:
     """What the full-text index sees: Chinese folded to Traditional so either script matches."""
     return convert_chinese(text)
@@ -217,11 +223,7 @@ class KnowledgeBase:
     # --- documents ------------------------------------------------------------------------
     def documents(self) -> dict[tuple[str, str], str]:
         """(root, source) -> content hash for every stored document."""
-        table = self.table()
-        count = table.count_rows()
-        if count == 0:
-            return {}
-        rows = table.search().select(["root", "source", "content_hash"]).limit(count).to_list()
+        rows = _all_rows(self.table(), ["root", "source", "content_hash"])
         return {(row["root"], row["source"]): row["content_hash"] for row in rows}
 
     def replace_document(self, root: str, source: str, rows: list[dict]) -> None:
@@ -258,7 +260,7 @@ class KnowledgeBase:
             # Past this size a flat scan costs tens of ms a question; later optimize() calls fold new
             # rows into the index.
             table.create_index(metric="l2", vector_column_name="vector", index_type="IVF_HNSW_SQ")
-        rows = table.search().select(["pdf", "pictures"]).limit(max(count, 1)).to_list() if count else []
+        rows = _all_rows(table, ["pdf", "pictures"])
         referenced = {row["pdf"] for row in rows if row["pdf"]}
         referenced |= {picture["file"] for row in rows for picture in json.loads(row["pictures"])}
         remove_unreferenced(self.path, referenced)
@@ -328,10 +330,7 @@ class KnowledgeBase:
         return meta[LANGUAGES_KEY] if LANGUAGES_KEY in meta else self._chunk_languages()
 
     def _chunk_languages(self) -> list[str]:
-        table = self.table()
-        count = table.count_rows()
-        rows = table.search().select(["language"]).limit(count).to_list() if count else []
-        return sorted({row["language"] for row in rows})
+        return sorted({row["language"] for row in _all_rows(self.table(), ["language"])})
 
     def _contents_hash(self) -> str:
         digest = hashlib.sha256()
