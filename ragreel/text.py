@@ -115,7 +115,7 @@ def split_sentences(text: str) -> list[str]:
                 if end < len(line) and not line[end].isspace():
                     continue
                 word = line[start : match.start() + 1].split()[-1].lower() if line[start:end].split() else ""
-                if mark == "." and (word in _ABBREVIATIONS or re.fullmatch(r"[a-z]\.", word)):
+                if mark == "." and (word in _ABBREVIATIONS or re.fullmatch(r"\W*[a-z]\.", word)):
                     continue
             piece = line[start:end].strip()
             if piece:

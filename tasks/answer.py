@@ -127,7 +127,7 @@ def answer_question(
     scenes, checks = writer.write(question, relevant, language)
     scenes = _each_said_once(scenes, checks)
     scenes = _with_answer_sentences(scenes, question, relevant, language, settings, checks)
-    scenes = _topped_up(scenes, question, relevant, language, settings.answer_min_seconds, checks)
+    scenes = _topped_up(scenes, question, relevant, language, settings, checks)
     scenes = _within_length(scenes, language, settings.answer_max_seconds, checks)
     answer = _assemble(
         question, language, scenes, checks, relevant, writer.backend, writer.model, writer.server
@@ -308,12 +308,15 @@ def _topped_up(
     question: str,
     passages: list[Passage],
     language: str,
-    min_seconds: float,
+    settings: Settings,
     checks: list[str],
 ) -> list[Scene]:
     """A script far under RAGREEL_ANSWER_MIN_SECONDS gets the passage sentences that share most with
     the question and are not yet quoted (small models write one short scene when asked for three):
-    extractive, so right by construction, and no further request."""
+    extractive, so right by construction, and no further request. Only sentences as close to the
+    question as an answer sentence must be (see :data:`ANSWER_SENTENCE_MARGIN`): a short answer is
+    better than one padded from a passage beside the point."""
+    min_seconds = settings.answer_min_seconds
     spoken = sum(spoken_seconds(s.narration, language) for s in scenes)
     if spoken >= _TOO_SHORT * min_seconds:
         return scenes
@@ -323,6 +326,10 @@ def _topped_up(
     candidates = [s for n in cited for s in sentence_scenes(passages, n, language)]
     candidates += best_sentences(question, passages, language, count=6)
     extra = [s for s in candidates if s.narration not in quoted]
+    if extra:
+        cosines = _cosines_to(question, [s.narration for s in extra], settings)
+        floor = settings.relevance_floor(language) + ANSWER_SENTENCE_MARGIN
+        extra = [s for s, cosine in zip(extra, cosines, strict=True) if cosine >= floor]
     added: list[Scene] = []
     for scene in extra[:MAX_TOP_UP]:
         if spoken >= _TOO_SHORT * min_seconds:
@@ -343,16 +350,11 @@ def answer_sentences(
     relevance floor."""
     import numpy as np
 
-    from ragreel.kb.embedding import get_embedder
-
     candidates = candidate_sentences(passages, language)
     if not candidates:
         return []
-    embedder = get_embedder(settings.embedding_model)
-    asked = np.asarray(embedder.queries([question])[0])
-    vectors = np.asarray(embedder.documents([readable(sentence) for _, sentence in candidates]))
+    cosines = _cosines_to(question, [readable(sentence) for _, sentence in candidates], settings)
     words = np.asarray([word_share(question, sentence) for _, sentence in candidates])
-    cosines = vectors @ asked
     scores = cosines + WORD_WEIGHT * words / max(words.max(), 1e-9)
     order = np.argsort(-scores, kind="stable")[:ANSWER_SENTENCES]
     floor = settings.relevance_floor(language) + ANSWER_SENTENCE_MARGIN
@@ -365,6 +367,17 @@ def answer_sentences(
         )
         for i in best
     ]
+
+
+def _cosines_to(question: str, sentences: list[str], settings: Settings):
+    """The embedding model's cosine of each sentence to the question (a numpy array)."""
+    import numpy as np
+
+    from ragreel.kb.embedding import get_embedder
+
+    embedder = get_embedder(settings.embedding_model)
+    asked = np.asarray(embedder.queries([question])[0])
+    return np.asarray(embedder.documents(sentences)) @ asked
 
 
 def _with_answer_sentences(

@@ -411,6 +411,21 @@ def test_chinese_scripts_are_traditional_and_quotes_match_across_scripts(stub, s
     assert "繁體中文" in stub.chat_requests()[0].body["messages"][0]["content"]
 
 
+def test_a_lead_in_about_the_sources_is_cut_and_the_statement_after_it_kept(stub, settings):
+    quote = TEA_ZH[0][3].split("。")[0] + "。"
+    stub.reply = script_reply(
+        (1, quote, "這段說明提到，高山烏龍茶要用九十五度左右的熱水沖泡。"),
+        (2, "阿里山高山茶生長在海拔一千公尺以上", "根據資料，阿里山的茶長在海拔一千公尺以上。"),
+    )
+    answer = answer_question("高山烏龍茶要用幾度的水泡？", make_passages(TEA_ZH, "zh"), settings=settings)
+    # The statements passed as the model wrote them: no rewrite asked for, nothing replaced.
+    assert len(stub.chat_requests()) == 1
+    assert [(s.origin, s.narration) for s in answer.scenes] == [
+        ("model", "高山烏龍茶要用九十五度左右的熱水沖泡。"),
+        ("model", "阿里山的茶長在海拔一千公尺以上。"),
+    ]
+
+
 def test_a_chinese_number_is_checked_by_value(stub, settings):
     rows = [("leave.md", "特別休假", "", "工作十年以上者，每一年加給一日，加至三十日為止。")]
     replies = iter(
@@ -847,3 +862,35 @@ def test_the_sentence_that_answers_is_added_when_no_scene_says_it(stub, settings
     assert "thirty seconds" in answer.text
     assert any(c.startswith("answer sentence added") for c in answer.checks)
     assert len(stub.chat_requests()) == 1  # found in the passages, not asked for again
+
+
+def test_a_short_script_is_never_padded_from_a_passage_beside_the_point(stub, settings):
+    e5 = settings.model_copy(
+        update={"min_relevance": None, "embedding_model": "multilingual-e5-small", "answer_min_seconds": 40.0}
+    )
+    rows = [
+        (
+            "constitution.md",
+            "The Constitution of the United States",
+            "Article I, Section 2",
+            "No Person shall be a Representative who shall not have attained to the Age of twenty five "
+            "Years, and been seven Years a Citizen of the United States.",
+        ),
+        (
+            "alice.txt",
+            "Alice's Adventures in Wonderland",
+            "The Rabbit Sends in a Little Bill",
+            "As she said this, she came upon a neat little house, on the door of which was a bright brass "
+            "plate with the name 'W. RABBIT' engraved upon it. She went in without knocking, and hurried "
+            "upstairs, in great fear lest she should meet the real Mary Ann.",
+        ),
+    ]
+    quote = rows[0][3].split(", and")[0]
+    stub.reply = script_reply((1, quote, "A Representative must be at least twenty five years old."))
+    answer = answer_question(
+        "What is the minimum age for a member of the US House of Representatives?",
+        make_passages(rows, "en"),
+        settings=e5,
+    )
+    assert "twenty five" in answer.text
+    assert "brass plate" not in answer.text and "Mary Ann" not in answer.text, answer.text

@@ -17,6 +17,7 @@ from ragreel.llm.evidence import (
     restates_question,
     talks_about_sources,
     terms_in,
+    without_source_lead_ins,
 )
 from ragreel.llm.script import parse_script, tidy_narration
 from ragreel.schemas import Evidence, Passage, Scene
@@ -151,6 +152,34 @@ def test_yes_no_and_new_facts_are_not_restating():
         "A new RSA key should have 2048 bits.", "How many bits should a new RSA key have?"
     )
     assert restates_question("如果中途 break 還會跑嗎", "for 迴圈的 else 是什麼？如果中途 break 還會跑嗎？")
+
+
+@pytest.mark.parametrize(
+    ("narration", "statement"),
+    [
+        (
+            "這段說明提到，最高手牌是J、5、5、5。這段說明提到，每手最多29分。",
+            "最高手牌是J、5、5、5。每手最多29分。",
+        ),
+        ("根據第2段資料所述，金鑰要 2048 位元。", "金鑰要 2048 位元。"),
+        ("文中指出金鑰至少要 2048 位元。", "金鑰至少要 2048 位元。"),
+        ("資料顯示，台北人口最多。", "台北人口最多。"),
+        (
+            "According to the passage, the library opens at 9. Passage 2 states that it closes at 8.",
+            "The library opens at 9. It closes at 8.",
+        ),
+        ("According to the document, sorted() returns a new list.", "sorted() returns a new list."),
+        # Not a lead-in, or one whose object is the content: left whole, for the check to refuse.
+        ("The passage describes the water temperature.", "The passage describes the water temperature."),
+        ("原文說明了如何安裝。", "原文說明了如何安裝。"),
+        ("說明書放在盒子裡。", "說明書放在盒子裡。"),
+        ("The document root is /var/www.", "The document root is /var/www."),
+        ("文字的本意是盾牌。", "文字的本意是盾牌。"),
+    ],
+)
+def test_a_lead_in_about_the_sources_is_cut_from_the_statement(narration, statement):
+    assert without_source_lead_ins(narration) == statement
+    assert not talks_about_sources(statement) or statement == narration
 
 
 def test_talking_about_sources_in_both_languages():

@@ -11,6 +11,11 @@ def test_detect_language():
 def test_split_sentences_english_keeps_abbreviations_and_decimals():
     text = "Dr. Lin brewed 3.5 g of tea, e.g. oolong. Was it good? Yes!"
     assert split_sentences(text) == ["Dr. Lin brewed 3.5 g of tea, e.g. oolong.", "Was it good?", "Yes!"]
+    # An initial inside quotes ends no sentence either.
+    assert split_sentences("The plate read 'W. RABBIT' in brass. She went in.") == [
+        "The plate read 'W. RABBIT' in brass.",
+        "She went in.",
+    ]
 
 
 def test_split_sentences_chinese_without_spaces():

@@ -177,7 +177,8 @@ _ABOUT_SOURCES_EN = re.compile(
     r"|gives?|contains?|does not|doesn't|talks?|refers?)\b"
     r"|\b(?:according to|based on|as (?:stated|described|mentioned|explained) in)\s+the\s+"
     r"(?:provided\s+|given\s+)?(?:documents?|sources?|texts?|context|sections?)\b"
-    r"|\bis (?:described|explained|mentioned|discussed|covered|detailed|listed) in\b",
+    r"|\bis (?:described|explained|mentioned|discussed|covered|detailed|listed) in\b"
+    r"|\b(?:is|are) in the (?:documents?|sources?|texts?|context)\b",
     re.IGNORECASE,
 )
 _ABOUT_SOURCES_ZH = re.compile(
@@ -273,6 +274,47 @@ def question_overlap(question: str, passages: list[Passage]) -> float:
 
 def talks_about_sources(text: str) -> bool:
     return bool(_ABOUT_SOURCES_EN.search(text) or _ABOUT_SOURCES_ZH.search(text))
+
+
+_SOURCE_NOUN_EN = (
+    r"(?:the\s+)?(?:(?:first|second|third|provided|given|above|same)\s+)?"
+    r"(?:passages?|documents?|sources?|texts?|context|sections?|excerpts?)(?:\s*\d+)?"
+)
+# Only lead-ins after which a whole statement follows: "The passage states that X" gives "X", while
+# "The passage describes the water temperature" stays whole (and fails the check).
+_LEAD_IN_EN = re.compile(
+    rf"(?:according to|based on|as (?:stated|described|mentioned|explained|noted|shown) in|in)\s+{_SOURCE_NOUN_EN}\s*,\s*"
+    rf"|{_SOURCE_NOUN_EN}\s+(?:also\s+)?(?:states?|says?|explains?|mentions?|notes?|indicates?|shows?"
+    r"|clarifies|specifies|confirms?)(?:\s+that\s+|\s*[:,]\s*)",
+    re.IGNORECASE,
+)
+_LEAD_IN_ZH = re.compile(
+    r"(?:根據|根据|依據|依据|按照)?(?:這|这|該|该|此|本|上述|以上|第.)?\s*\d*\s*(?:份|篇|段|節|节|則|则|個|个)?"
+    r"(?:資料|资料|段落|文件|文章|章節|章节|來源|来源|文本|說明|说明|文字|內容|内容|敘述|叙述|原文|文中|文內|文内)"
+    r"\s*\d*(?:中|裡|里|裡面|里面)?"
+    # 說明/描述 take an object ("說明了如何安裝"): a lead-in only when a comma or colon follows them.
+    r"(?:(?:所|中)?(?:提到|指出|顯示|显示|表示|寫道|写道|記載|记载|提及|談到|谈到|所述|所說|所说|說(?!明)|说(?!明))"
+    r"(?:了|的是)?\s*[，,：:]?|(?:說明|说明|描述)?\s*[，,：:])\s*"
+)
+
+
+def without_source_lead_ins(text: str) -> str:
+    """``text`` without the lead-ins that open a sentence by pointing at the sources ("According to
+    the passage, ...", "這段說明提到，..."): what follows them is the statement to check and say.
+    Small models open most sentences this way; the statement itself is often right."""
+    if not (_LEAD_IN_EN.search(text) or _LEAD_IN_ZH.search(text)):
+        return text
+    pieces = []
+    for sentence in split_sentences(text) or [text]:
+        stripped = _LEAD_IN_EN.sub("", sentence, count=1) if _LEAD_IN_EN.match(sentence) else sentence
+        stripped = _LEAD_IN_ZH.sub("", stripped, count=1) if _LEAD_IN_ZH.match(stripped) else stripped
+        if stripped is not sentence and stripped and not has_han(stripped[0]):
+            # "According to the passage, the library ..." -> "The library ...", but never an identifier.
+            first = re.match(r"[a-z]+(?=[\s,;]|$)", stripped)
+            stripped = stripped[0].upper() + stripped[1:] if first else stripped
+        if any(ch.isalnum() for ch in stripped):
+            pieces.append(stripped)
+    return _join(pieces) if pieces else text
 
 
 # --- the check ---------------------------------------------------------------------------------

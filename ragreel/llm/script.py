@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator
 
-from ragreel.llm.evidence import asks_yes_or_no
+from ragreel.llm.evidence import asks_yes_or_no, without_source_lead_ins
 from ragreel.llm.prompt import LengthTarget, format_passages, neutralise_delimiters
 from ragreel.schemas import Evidence, Passage, Scene
 from ragreel.text import TAIWAN, convert_chinese_keeping
@@ -155,10 +155,10 @@ _CITATION_MARK = re.compile(
 
 
 def tidy_narration(text: str, language: str, quote: str = "") -> str:
-    """Narration as a subtitle shows it: one line, no citation marks, no markdown emphasis; Taiwan usage
-    for Chinese, except what it copies from its ``quote``. Identifiers, code and numbers are left
-    exactly as written."""
-    text = _CITATION_MARK.sub("", text)
+    """Narration as a subtitle shows it: one line, no citation marks, no markdown emphasis, no
+    lead-ins about the sources ("According to the passage, "); Taiwan usage for Chinese, except what
+    it copies from its ``quote``. Identifiers, code and numbers are left exactly as written."""
+    text = without_source_lead_ins(_CITATION_MARK.sub("", text))
     text = re.sub(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])", r"\1", text)
     text = re.sub(r"\s+", " ", text).strip()
     return convert_chinese_keeping(text, quote, TAIWAN) if language == "zh" else text
