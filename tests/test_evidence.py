@@ -186,6 +186,7 @@ def test_talking_about_sources_in_both_languages():
     for text in (
         "According to the document, it is hot.",
         "Passage 2 says so.",
+        "This document explores the various techniques for sorting data using Python.",
         "在「數字」一節中有說明。",
         "這份資料列出了",
         "這段說明提到，最高手牌是J、5、5、5。",

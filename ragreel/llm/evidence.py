@@ -174,7 +174,7 @@ _ABOUT_SOURCES_EN = re.compile(
     r"|\b(?:the|this|these|that|those|first|second|third|above|provided|given|following|another|other)\s+"
     r"(?:documents?|sections?|sources?|context|texts?|articles?)\s+(?:also\s+)?"
     r"(?:says?|states?|lists?|describes?|explains?|mentions?|provides?|shows?|notes?|covers?|discusses?"
-    r"|gives?|contains?|does not|doesn't|talks?|refers?)\b"
+    r"|gives?|contains?|does not|doesn't|talks?|refers?|explores?|introduces?|presents?|outlines?|focuses)\b"
     r"|\b(?:according to|based on|as (?:stated|described|mentioned|explained) in)\s+the\s+"
     r"(?:provided\s+|given\s+)?(?:documents?|sources?|texts?|context|sections?)\b"
     r"|\bis (?:described|explained|mentioned|discussed|covered|detailed|listed) in\b"
