@@ -248,6 +248,13 @@ def test_replies_without_a_script_read_as_none(reply):
     assert parse_script(reply, "en") is None
 
 
+def test_tidy_narration_cuts_a_lead_in_that_points_at_a_citation_mark():
+    assert (
+        tidy_narration("According to [2], oolong wants 90 degrees [2].", "en") == "Oolong wants 90 degrees."
+    )
+    assert tidy_narration("根據[1]，烏龍茶要用九十五度的水[1]。", "zh") == "烏龍茶要用九十五度的水。"
+
+
 def test_tidy_narration_keeps_code_and_drops_markers():
     assert (
         tidy_narration("Write **except (A, B):** [1] in  `x.py` [2, 3].", "en")

@@ -277,8 +277,8 @@ def talks_about_sources(text: str) -> bool:
 
 
 _SOURCE_NOUN_EN = (
-    r"(?:the\s+)?(?:(?:first|second|third|provided|given|above|same)\s+)?"
-    r"(?:passages?|documents?|sources?|texts?|context|sections?|excerpts?)(?:\s*\d+)?"
+    r"(?:(?:the\s+)?(?:(?:first|second|third|provided|given|above|same)\s+)?"
+    r"(?:passages?|documents?|sources?|texts?|context|sections?|excerpts?)(?:\s*\d+)?|\[\d+\])"
 )
 # Only lead-ins after which a whole statement follows: "The passage states that X" gives "X", while
 # "The passage describes the water temperature" stays whole (and fails the check).
@@ -290,7 +290,8 @@ _LEAD_IN_EN = re.compile(
 )
 _LEAD_IN_ZH = re.compile(
     r"(?:根據|根据|依據|依据|按照)?(?:這|这|該|该|此|本|上述|以上|第.)?\s*\d*\s*(?:份|篇|段|節|节|則|则|個|个)?"
-    r"(?:資料|资料|段落|文件|文章|章節|章节|來源|来源|文本|說明|说明|文字|內容|内容|敘述|叙述|原文|文中|文內|文内)"
+    r"(?:資料|资料|段落|文件|文章|章節|章节|來源|来源|文本|說明|说明|文字|內容|内容|敘述|叙述|原文|文中|文內|文内"
+    r"|[\[【［]\d+[\]】］])"
     r"\s*\d*(?:中|裡|里|裡面|里面)?"
     # 說明/描述 take an object ("說明了如何安裝"): a lead-in only when a comma or colon follows them.
     r"(?:(?:所|中)?(?:提到|指出|顯示|显示|表示|寫道|写道|記載|记载|提及|談到|谈到|所述|所說|所说|說(?!明)|说(?!明))"

@@ -158,7 +158,8 @@ def tidy_narration(text: str, language: str, quote: str = "") -> str:
     """Narration as a subtitle shows it: one line, no citation marks, no markdown emphasis, no
     lead-ins about the sources ("According to the passage, "); Taiwan usage for Chinese, except what
     it copies from its ``quote``. Identifiers, code and numbers are left exactly as written."""
-    text = without_source_lead_ins(_CITATION_MARK.sub("", text))
+    # Lead-ins first: "According to [1], …" is one, and would be "According to, …" without its mark.
+    text = _CITATION_MARK.sub("", without_source_lead_ins(text))
     text = re.sub(r"(?<![\w*])\*\*(?=\S)(.+?)(?<=\S)\*\*(?![\w*])", r"\1", text)
     text = re.sub(r"\s+", " ", text).strip()
     return convert_chinese_keeping(text, quote, TAIWAN) if language == "zh" else text
