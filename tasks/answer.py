@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import TYPE_CHECKING
 
 from ragreel.errors import InputError, TransientError
 from ragreel.llm.client import ChatReply, Endpoint, complete_chat, describe_backend, redact, resolve_endpoint
@@ -50,6 +51,9 @@ from ragreel.schemas import (
 from ragreel.settings import Settings, get_settings
 from ragreel.text import detect_language
 from tasks.stage import code_version, file_signature, one_line, stage_task
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -369,8 +373,8 @@ def answer_sentences(
     ]
 
 
-def _cosines_to(question: str, sentences: list[str], settings: Settings):
-    """The embedding model's cosine of each sentence to the question (a numpy array)."""
+def _cosines_to(question: str, sentences: list[str], settings: Settings) -> np.ndarray:
+    """The embedding model's cosine of each sentence to the question."""
     import numpy as np
 
     from ragreel.kb.embedding import get_embedder

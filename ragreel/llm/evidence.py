@@ -181,10 +181,13 @@ _ABOUT_SOURCES_EN = re.compile(
     r"|\b(?:is|are) in the (?:documents?|sources?|texts?|context)\b",
     re.IGNORECASE,
 )
+# What a Chinese narration calls its sources: the documents, and a stretch of their text.
+_ZH_SOURCES = "資料|资料|段落|文件|文章|章節|章节|來源|来源|文本"
+_ZH_TEXT_SPANS = "說明|说明|文字|內容|内容|敘述|叙述"
 _ABOUT_SOURCES_ZH = re.compile(
-    r"(?:這|该|該|此|本|上述|以上|第.|另一|其他)(?:份|篇|段|節|则|則|個)?(?:資料|资料|段落|文件|文章|章節|章节|來源|来源|文本)"
+    r"(?:這|该|該|此|本|上述|以上|第.|另一|其他)(?:份|篇|段|節|则|則|個)?(?:" + _ZH_SOURCES + ")"
     # "這段說明提到…", "這段文字指出…": the local model's favourite opening in a Chinese answer
-    r"|(?:這|该|該|此|上述|以上)(?:段|篇|則|则)(?:說明|说明|文字|內容|内容|敘述|叙述)"
+    r"|(?:這|该|該|此|上述|以上)(?:段|篇|則|则)(?:" + _ZH_TEXT_SPANS + ")"
     r"|(?:文中|文内|文內)(?:提到|指出|說明|说明|描述|顯示|显示)"
     r"|(?:資料|资料|段落|文章|來源|来源)(?:中|裡|里|裡面|里面|指出|提到|說明|说明|顯示|显示|描述|列出|介紹|介绍)"
     r"|(?:根據|根据|依據|依据)(?:資料|资料|段落|文件|來源|来源|原文)"
@@ -290,8 +293,7 @@ _LEAD_IN_EN = re.compile(
 )
 _LEAD_IN_ZH = re.compile(
     r"(?:根據|根据|依據|依据|按照)?(?:這|这|該|该|此|本|上述|以上|第.)?\s*\d*\s*(?:份|篇|段|節|节|則|则|個|个)?"
-    r"(?:資料|资料|段落|文件|文章|章節|章节|來源|来源|文本|說明|说明|文字|內容|内容|敘述|叙述|原文|文中|文內|文内"
-    r"|[\[【［]\d+[\]】］])"
+    r"(?:" + _ZH_SOURCES + "|" + _ZH_TEXT_SPANS + r"|原文|文中|文內|文内|[\[【［]\d+[\]】］])"
     r"\s*\d*(?:中|裡|里|裡面|里面)?"
     # 說明/描述 take an object ("說明了如何安裝"): a lead-in only when a comma or colon follows them.
     r"(?:(?:所|中)?(?:提到|指出|顯示|显示|表示|寫道|写道|記載|记载|提及|談到|谈到|所述|所說|所说|說(?!明)|说(?!明))"
@@ -307,8 +309,10 @@ def without_source_lead_ins(text: str) -> str:
         return text
     pieces = []
     for sentence in split_sentences(text) or [text]:
-        stripped = _LEAD_IN_EN.sub("", sentence, count=1) if _LEAD_IN_EN.match(sentence) else sentence
-        stripped = _LEAD_IN_ZH.sub("", stripped, count=1) if _LEAD_IN_ZH.match(stripped) else stripped
+        stripped = sentence
+        for lead_in in (_LEAD_IN_EN, _LEAD_IN_ZH):
+            found = lead_in.match(stripped)
+            stripped = stripped[found.end() :] if found else stripped
         if stripped is not sentence and stripped and not has_han(stripped[0]):
             # "According to the passage, the library ..." -> "The library ...", but never an identifier.
             first = re.match(r"[a-z]+(?=[\s,;]|$)", stripped)
