@@ -117,6 +117,9 @@ def split_sentences(text: str) -> list[str]:
                 word = line[start : match.start() + 1].split()[-1].lower() if line[start:end].split() else ""
                 if mark == "." and (word in _ABBREVIATIONS or re.fullmatch(r"\W*[a-z]\.", word)):
                     continue
+                # Inside brackets: "some (most?) authorities" or "(see e.g. RFC 5280.)" go on.
+                if line.count("(", start, match.start()) > line.count(")", start, match.start()):
+                    continue
             piece = line[start:end].strip()
             if piece:
                 sentences.append(piece)

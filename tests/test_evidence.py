@@ -386,6 +386,7 @@ def test_english_words_in_a_chinese_scene_must_come_from_its_quote():
         ("const vConsole = new VConsole();", False),
         ("[('dave', 'B', 10), ('jane', 'B', 12), ('john', 'A', 15)]", False),
         ("215.0, 211.5, 208.5, 210.0, 208.5, 209.0, 207.0, 208.5,", False),
+        ('"fullname": "台灣積體電路製造股份有限公司",', False),  # a line of JSON
         ("openssl req -new -x509 -key privkey.pem -out cacert.pem -days 1095", True),
         ("UPDATE accounts SET balance = balance - 100.00 WHERE name = 'Alice';", True),
     ],
@@ -561,6 +562,41 @@ def test_a_statement_before_a_list_is_narrated_without_its_colon():
     assert readable(sentence) == "在 Stock 之中的資料，可以透過date 取得各個資料集之中相對應的日期。"
     scene = Scene(narration=readable(sentence), evidence=[Evidence(passage=1, quote=sentence)])
     assert check_scene(scene, [passage(sentence, "zh")], "twstock 要怎麼抓歷史資料？", "zh").passed
+
+
+def test_a_list_under_its_label_is_one_sentence_that_can_answer():
+    """The answer to "which conditions…?" is often a list: its label alone announces, its items
+    alone are fragments, together they are a sentence to quote and narrate."""
+    criteria = passage(
+        "透過四大買賣點來判斷是否要買賣股票。四個買賣點分別為：\n\n"
+        "   * 量大收紅 / 量大收黑\n   * 量縮價不跌 / 量縮價跌\n   * 三日均價由下往上 / 三日均價由上往下\n\n"
+        "使用範例如下::\n\n   >>> bfp = twstock.BestFourPoint(stock)\n",
+        "zh",
+    )
+    joined = (
+        "四個買賣點分別為：量大收紅 / 量大收黑、量縮價不跌 / 量縮價跌、三日均價由下往上 / 三日均價由上往下。"
+    )
+    assert [s for _, s in candidate_sentences([criteria], "zh")] == [
+        "透過四大買賣點來判斷是否要買賣股票。",
+        joined,
+    ]
+    # A quote of one item, or of the label and the first items, is evidence: the whole list.
+    assert locate_quote("量縮價不跌 / 量縮價跌", criteria) == joined
+    assert locate_quote("四個買賣點分別為：量大收紅、量大收黑", criteria) == joined
+    scene = Scene(narration=joined, evidence=[Evidence(passage=1, quote="量縮價不跌 / 量縮價跌")])
+    assert check_scene(scene, [criteria], "四大買賣點看哪些條件？", "zh").passed
+
+    # English; and items that are sentences of their own stay sentences.
+    steps = passage(
+        "The idiom has three steps:\n- decorate\n- sort\n- undecorate\n\nTwo facts matter:\n"
+        "- The sort is stable, so records with equal keys keep the order they had before sorting.\n"
+        "- The key function is called exactly once for each of the input records being sorted.\n"
+    )
+    assert [s for _, s in candidate_sentences([steps], "en")] == [
+        "The idiom has three steps: decorate; sort; undecorate.",
+        "- The sort is stable, so records with equal keys keep the order they had before sorting.",
+        "- The key function is called exactly once for each of the input records being sorted.",
+    ]
 
 
 def test_a_narration_that_announces_what_follows_is_not_an_answer():

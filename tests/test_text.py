@@ -16,6 +16,11 @@ def test_split_sentences_english_keeps_abbreviations_and_decimals():
         "The plate read 'W. RABBIT' in brass.",
         "She went in.",
     ]
+    # A mark inside brackets ends no sentence.
+    assert split_sentences("However, some (most?) authorities encode them. Convert them.") == [
+        "However, some (most?) authorities encode them.",
+        "Convert them.",
+    ]
 
 
 def test_split_sentences_chinese_without_spaces():

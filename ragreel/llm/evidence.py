@@ -47,7 +47,50 @@ def normalise(text: str) -> str:
 
 
 def _passage_sentences(passage: Passage) -> list[str]:
-    return [s for s in split_sentences(passage.text) if any(ch.isalnum() for ch in s)]
+    """The passage's sentences, with a list under a label as one sentence (see :func:`with_lists_joined`)."""
+    return with_lists_joined([s for s in split_sentences(passage.text) if any(ch.isalnum() for ch in s)])
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)、])\s+")
+# A list is one sentence only while it is a list of short fragments: an item that ends in a full
+# stop or is as long as this (weight, see _weight) is a sentence of its own, and so is every item
+# of a list with such an item or with more than MAX_LIST_ITEMS.
+MAX_LIST_ITEM_WEIGHT = 40
+MAX_LIST_ITEMS = 10
+
+
+def with_lists_joined(sentences: list[str]) -> list[str]:
+    """``sentences`` with a label ending in a colon and the short list items under it joined into one
+    sentence ("四個買賣點分別為：量大收紅／量大收黑、量縮價不跌／量縮價跌。"): the label alone
+    announces and the items alone are fragments, so neither can be narrated, while together they
+    are often the very answer ("which conditions…?"). The joined sentence still normalises to the
+    passage's own words, so it is found as a quote."""
+    joined: list[str] = []
+    index = 0
+    while index < len(sentences):
+        label = sentences[index]
+        end = index + 1
+        while end < len(sentences) and _LIST_ITEM.match(sentences[end]):
+            end += 1
+        listed = sentences[index + 1 : end]
+        items = [_LIST_ITEM.sub("", item).strip().rstrip(",;，；、") for item in listed]
+        is_list = (
+            re.search(r"[:：]$", label)
+            and 2 <= len(items) <= MAX_LIST_ITEMS
+            and all(0 < _weight(item) < MAX_LIST_ITEM_WEIGHT for item in items)
+            and not any(re.search(r"[.!?。！？]$", item) for item in items)
+        )
+        if not is_list:
+            joined.append(label)
+            index += 1
+            continue
+        label = re.sub(r"[:：]+$", "", label)
+        if has_han(label + items[0]):
+            joined.append(f"{label}：{'、'.join(items)}。")
+        else:
+            joined.append(f"{label}: {'; '.join(items)}.")
+        index = end
+    return joined
 
 
 def locate_quote(quote: str, passage: Passage) -> str | None:
@@ -575,7 +618,10 @@ _CODE_STATEMENT = re.compile(
 
 
 def _is_data(text: str) -> bool:
-    """A printed value or a row of numbers ("[('john', 'A', 15), ...]", "215.0, 211.5, 208.5,")."""
+    """A printed value, a row of numbers or a line of JSON ("[('john', 'A', 15), ...]",
+    "215.0, 211.5, 208.5,", '"fullname": "台灣積體電路製造股份有限公司",')."""
+    if re.match(r"\s*\"[\w .-]+\"\s*:", text):
+        return True
     visible = [ch for ch in text if not ch.isspace()]
     letters = sum(1 for ch in visible if ch.isalpha())
     starts_as_value = text[:1] in "[({'\"" and letters < 0.6 * len(visible)
