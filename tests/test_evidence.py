@@ -599,6 +599,24 @@ def test_a_list_under_its_label_is_one_sentence_that_can_answer():
     ]
 
 
+def test_a_table_row_is_one_sentence_and_its_header_none():
+    table = passage(
+        "## 簡轉繁\n\n| 簡體字 | 可能繁體字 | 說明 | 例詞 |\n| --- | --- | --- | --- |\n"
+        "| 干 | 幹 乾 干 榦 | 「干」本意爲盾牌，意義與武器有關。「乾」意義爲「水分少」。 | 干戈 乾燥 幹部 |\n"
+        "| 发 | 發 髮 | 與毛髮有關用「髮」，其餘意義爲「發」。 | 發財 頭髮 |\n",
+        "zh",
+    )
+    row = "干，幹 乾 干 榦，「干」本意爲盾牌，意義與武器有關。「乾」意義爲「水分少」，干戈 乾燥 幹部。"
+    assert [s for _, s in candidate_sentences([table], "zh")] == [
+        row,
+        "发，發 髮，與毛髮有關用「髮」，其餘意義爲「發」，發財 頭髮。",
+    ]
+    # Split at its full stops, "乾燥 幹部" would be a bare row of words, said by no sentence.
+    assert locate_quote("「乾」意義爲「水分少」。", table) == row
+    scene = Scene(narration=readable(row), evidence=[Evidence(passage=1, quote="「乾」意義爲「水分少」")])
+    assert check_scene(scene, [table], "「干燥」的繁體怎麼寫？", "zh").passed
+
+
 def test_a_narration_that_announces_what_follows_is_not_an_answer():
     scene = Scene(
         narration="Oolong wants water between 90 and 95 degrees, brewed like this:",

@@ -51,6 +51,23 @@ def test_markdown_without_h1_uses_file_name(tmp_path):
     assert doc.title == "night markets"
 
 
+def test_a_markdown_table_keeps_each_row_on_one_line(tmp_path):
+    """A row's cells belong together ("干" and "乾燥 幹部"): each row is one line of a table, and
+    the header keeps its rule line, so the answer stage can quote a row as one sentence."""
+    doc = load_document(
+        write(
+            tmp_path,
+            "chars.md",
+            "# 辨析表\n\n| 簡體字 | 可能繁體字 | 例詞 |\n| :-- | --- | --- |\n"
+            "| 干 | 幹 乾 | 乾燥 幹部 |\n| 发 | 發 髮 | 頭髮 |\n\nThe end.\n",
+        )
+    )
+    assert doc.sections[0].text == (
+        "| 簡體字 | 可能繁體字 | 例詞 |\n| --- | --- | --- |\n\n| 干 | 幹 乾 | 乾燥 幹部 |\n\n"
+        "| 发 | 發 髮 | 頭髮 |\n\nThe end."
+    )
+
+
 def test_html_title_headings_lists_and_no_scripts(tmp_path):
     html = write(
         tmp_path,

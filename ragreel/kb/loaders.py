@@ -159,9 +159,21 @@ def _load_markdown(data: bytes, path: Path) -> Document:
     source = re.sub(r"\A---\n.*?\n---\n", "", source, flags=re.S)  # YAML front matter is metadata
     tokens = parse_markdown(source)
     builder = _SectionBuilder()
+    row: list[str] | None = None  # the cells of the table row being read
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
             builder.heading(int(token.tag[1]), inline_text(tokens[index + 1], join_lines=True).strip())
+        elif token.type == "tr_open":
+            row = []
+        elif token.type == "inline" and row is not None:
+            row.append(inline_text(token, join_lines=True).strip().replace("|", "\\|"))
+        elif token.type == "tr_close" and row is not None:
+            # A row stays one line of its table, so that the words of a row stay together (a cell
+            # alone, "乾燥 乾貨 幹部", says nothing); the header keeps its rule line below it.
+            line = f"| {' | '.join(row)} |"
+            header = tokens[index - 1].type == "th_close"
+            builder.block(line + ("\n|" + " --- |" * len(row) if header else ""))
+            row = None
         elif token.type == "inline" and tokens[index - 1].type != "heading_open":
             children = token.children or []
             images = [child for child in children if child.type == "image"]

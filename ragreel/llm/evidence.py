@@ -47,8 +47,37 @@ def normalise(text: str) -> str:
 
 
 def _passage_sentences(passage: Passage) -> list[str]:
-    """The passage's sentences, with a list under a label as one sentence (see :func:`with_lists_joined`)."""
-    return with_lists_joined([s for s in split_sentences(passage.text) if any(ch.isalnum() for ch in s)])
+    """The passage's sentences: a row of a table is one (see :func:`table_row_sentence`), and so is a
+    list under its label (see :func:`with_lists_joined`)."""
+    sentences: list[str] = []
+    prose: list[str] = []
+    lines = passage.text.splitlines()
+    for line, below in zip(lines, [*lines[1:], ""], strict=True):
+        if not line.lstrip().startswith("|"):
+            prose.append(line)
+            continue
+        sentences += split_sentences("\n".join(prose))
+        prose = []
+        if not _TABLE_RULE.fullmatch(below):  # the header row names the columns: nothing to say alone
+            sentences.append(table_row_sentence(line))
+    sentences += split_sentences("\n".join(prose))
+    return with_lists_joined([s for s in sentences if any(ch.isalnum() for ch in s)])
+
+
+_TABLE_RULE = re.compile(r"\s*\|[\s:|-]*-[\s:|-]*")  # | --- | :-: |
+
+
+def table_row_sentence(line: str) -> str:
+    """A Markdown table row as one sentence, its cells in order ("干，幹 乾 干 榦，「干」本意爲盾牌…，
+    干戈 干涉 … 幹部。"): split at its full stops, a row's words would lose the word they describe.
+    A rule line ("| --- | :-: |") gives ''."""
+    cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+    cells = [cell.rstrip("。.;；") for cell in cells if cell]
+    if not any(re.search(r"\w", cell) for cell in cells):
+        return ""
+    if has_han("".join(cells)):
+        return "，".join(cells) + "。"  # not "；": it ends a Chinese sentence, and "干；" alone says nothing
+    return "; ".join(cells) + "."
 
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)、])\s+")
