@@ -69,7 +69,8 @@ def test_question_becomes_a_valid_video_with_artifacts(first_video, stub_llm):
     assert "Brewing Oolong Tea at Home" in answer and "> Use fresh, soft water." in answer
     # The scenes with their evidence and what the check did, for a reviewer in the UI.
     assert "## Scenes" in answer and "| 1 |" in answer and "- scene 1: passed" in answer
-    assert [s.origin for s in result.scenes][:3] == ["model"] * 3 and result.checks[:3] == [
+    # The stub's three scenes, and after the first any passage sentence close to the question they leave unsaid.
+    assert [s.origin for s in result.scenes].count("model") == 3 and result.checks[:3] == [
         "scene 1: passed",
         "scene 2: passed",
         "scene 3: passed",
