@@ -15,6 +15,7 @@ from ragreel.llm.evidence import (
     numbers_in,
     readable,
     restates_question,
+    table_row_sentence,
     talks_about_sources,
     terms_in,
     without_source_lead_ins,
@@ -615,6 +616,13 @@ def test_a_table_row_is_one_sentence_and_its_header_none():
     assert locate_quote("「乾」意義爲「水分少」。", table) == row
     scene = Scene(narration=readable(row), evidence=[Evidence(passage=1, quote="「乾」意義爲「水分少」")])
     assert check_scene(scene, [table], "「干燥」的繁體怎麼寫？", "zh").passed
+
+
+def test_an_escaped_pipe_stays_inside_its_cell():
+    # The loader escapes a "|" that a cell holds; split there, "a | b" would become two cells.
+    assert table_row_sentence(r"| `a \| b` | pipes one command into another |") == (
+        "`a | b`; pipes one command into another."
+    )
 
 
 def test_a_narration_that_announces_what_follows_is_not_an_answer():

@@ -18,6 +18,7 @@ reason to rewrite the scene; :func:`extractive_scene` is the fallback that is ri
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -49,9 +50,15 @@ def normalise(text: str) -> str:
 def _passage_sentences(passage: Passage) -> list[str]:
     """The passage's sentences: a row of a table is one (see :func:`table_row_sentence`), and so is a
     list under its label (see :func:`with_lists_joined`)."""
+    return list(_sentences_of(passage.text))
+
+
+# Every quote located and every scene checked reads the same few passages again.
+@functools.lru_cache(maxsize=256)
+def _sentences_of(text: str) -> tuple[str, ...]:
     sentences: list[str] = []
     prose: list[str] = []
-    lines = passage.text.splitlines()
+    lines = text.splitlines()
     for line, below in zip(lines, [*lines[1:], ""], strict=True):
         if not line.lstrip().startswith("|"):
             prose.append(line)
@@ -61,7 +68,7 @@ def _passage_sentences(passage: Passage) -> list[str]:
         if not _TABLE_RULE.fullmatch(below):  # the header row names the columns: nothing to say alone
             sentences.append(table_row_sentence(line))
     sentences += split_sentences("\n".join(prose))
-    return with_lists_joined([s for s in sentences if any(ch.isalnum() for ch in s)])
+    return tuple(with_lists_joined([s for s in sentences if any(ch.isalnum() for ch in s)]))
 
 
 _TABLE_RULE = re.compile(r"\s*\|[\s:|-]*-[\s:|-]*")  # | --- | :-: |
@@ -71,7 +78,8 @@ def table_row_sentence(line: str) -> str:
     """A Markdown table row as one sentence, its cells in order ("干，幹 乾 干 榦，「干」本意爲盾牌…，
     干戈 干涉 … 幹部。"): split at its full stops, a row's words would lose the word they describe.
     A rule line ("| --- | :-: |") gives ''."""
-    cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+    # The loader writes a "|" inside a cell as "\\|"; only an unescaped one divides cells.
+    cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
     cells = [cell.rstrip("。.;；") for cell in cells if cell]
     if not any(re.search(r"\w", cell) for cell in cells):
         return ""
@@ -80,7 +88,8 @@ def table_row_sentence(line: str) -> str:
     return "; ".join(cells) + "."
 
 
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)、])\s+")
+_BULLET = re.compile(r"^\s*[-*+•]\s+")
+_LIST_ITEM = re.compile(rf"{_BULLET.pattern}|^\s*\d{{1,2}}[.)、]\s+")
 # A list is one sentence only while it is a list of short fragments: an item that ends in a full
 # stop or is as long as this (weight, see _weight) is a sentence of its own, and so is every item
 # of a list with such an item or with more than MAX_LIST_ITEMS.
@@ -599,7 +608,7 @@ def readable(sentence: str) -> str:
     """A passage's sentence as it is narrated: its words, code and numbers, without the markup a
     voice would read out (link targets and web addresses, reST roles, emphasis marks, escapes, the
     bullet of a list item, reST's double backquotes and its "::")."""
-    text = re.sub(r"^\s*[-*+•]\s+", "", sentence)
+    text = _BULLET.sub("", sentence)
     text = _RST_LINK.sub(r"\1", text)
     text = _MD_LINK.sub(r"\1", text)
     text = _ROLE.sub(r"\1", text)
