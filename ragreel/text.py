@@ -95,6 +95,9 @@ def is_cjk_wide(char: str) -> bool:
     )
 
 
+_NUMBER_MARKER = re.compile(r"(?:#+\s*)?\d{1,3}(?:\.\d{1,3})*")
+
+
 def split_sentences(text: str) -> list[str]:
     """Split text into sentences in English, Chinese or a mix, keeping end punctuation.
 
@@ -116,6 +119,9 @@ def split_sentences(text: str) -> list[str]:
                     continue
                 word = line[start : match.start() + 1].split()[-1].lower() if line[start:end].split() else ""
                 if mark == "." and (word in _ABBREVIATIONS or re.fullmatch(r"\W*[a-z]\.", word)):
+                    continue
+                # A list item's or a heading's number ("2. Run it", "### 2. 避免收錄") is not a sentence.
+                if mark == "." and start == 0 and _NUMBER_MARKER.fullmatch(line[: match.start()]):
                     continue
                 # Inside brackets: "some (most?) authorities" or "(see e.g. RFC 5280.)" go on.
                 if line.count("(", start, match.start()) > line.count(")", start, match.start()):

@@ -29,6 +29,7 @@ from ragreel.llm.evidence import (
     candidate_sentences,
     check_scene,
     extractive_scene,
+    question_parts,
     readable,
     repeats,
     says,
@@ -67,7 +68,8 @@ MAX_TOP_UP = 2
 # --sentences` (share of questions answered by these sentences alone), margins 0.01 / 0.03 / 0.06 / none:
 # en 0.32 / 0.39 / 0.43 / 0.43, zh 0.37 / 0.47 / 0.47 / 0.49. The second sentence often holds what the
 # first lacks; 0.06 keeps most of that and still leaves out a sentence that is only about the same
-# thing ("How hot for oolong?": where high-mountain oolong grows).
+# thing ("How hot for oolong?": where high-mountain oolong grows). With the best sentence for each part
+# of a question that asks two things too, en 0.388 -> 0.449, zh 0.438 -> 0.438 (the whole set).
 ANSWER_SENTENCES = 2
 ANSWER_MARGIN = 0.06
 # Weight of the question's own words beside the embedding cosine when ranking sentences (e5's cosines
@@ -335,7 +337,7 @@ def _topped_up(
     candidates += best_sentences(question, passages, language, count=6)
     extra = [s for s in candidates if s.narration not in quoted]
     if extra:
-        cosines = _cosines_to(question, [s.narration for s in extra], settings)
+        cosines = _cosines_to([question], [s.narration for s in extra], settings)[0]
         floor = settings.relevance_floor(language) + ANSWER_SENTENCE_MARGIN
         extra = [s for s, cosine in zip(extra, cosines, strict=True) if cosine >= floor]
     added: list[Scene] = []
@@ -355,18 +357,31 @@ def answer_sentences(
     """The passage sentences most likely to hold the answer (see :data:`ANSWER_SENTENCES`), as
     extractive scenes: ranked by the embedding model's cosine to the question, plus a little for
     the question's own words; none further from the question than ANSWER_SENTENCE_MARGIN above the
-    relevance floor."""
+    relevance floor. A question that asks two things ("How many bits…, and how do I create one…?")
+    also gets the best sentence for each (see :func:`question_parts`): the best for the whole
+    question often answers only one of them."""
     import numpy as np
 
     candidates = candidate_sentences(passages, language)
     if not candidates:
         return []
-    cosines = _cosines_to(question, [readable(sentence) for _, sentence in candidates], settings)
-    words = np.asarray([word_share(question, sentence) for _, sentence in candidates])
-    scores = cosines + WORD_WEIGHT * words / max(words.max(), 1e-9)
-    order = np.argsort(-scores, kind="stable")[:ANSWER_SENTENCES]
+    asked = [question, *question_parts(question)]
+    cosines = _cosines_to(asked, [readable(sentence) for _, sentence in candidates], settings)
     floor = settings.relevance_floor(language) + ANSWER_SENTENCE_MARGIN
-    best = [i for i in order if scores[i] >= scores[order[0]] - ANSWER_MARGIN and cosines[i] >= floor]
+    best: list[int] = []
+    for number, (text, part_cosines) in enumerate(zip(asked, cosines, strict=True)):
+        words = np.asarray([word_share(text, sentence) for _, sentence in candidates])
+        scores = part_cosines + WORD_WEIGHT * words / max(words.max(), 1e-9)
+        order = np.argsort(-scores, kind="stable")[: ANSWER_SENTENCES if number == 0 else 1]
+        best += [
+            int(i)
+            for i in order
+            # A short part ("how many years?") is close to many sentences: each must be close to the
+            # whole question too.
+            if scores[i] >= scores[order[0]] - ANSWER_MARGIN
+            and min(part_cosines[i], cosines[0][i]) >= floor
+            and i not in best
+        ]
     return [
         Scene(
             narration=readable(candidates[i][1]),
@@ -377,15 +392,15 @@ def answer_sentences(
     ]
 
 
-def _cosines_to(question: str, sentences: list[str], settings: Settings) -> np.ndarray:
-    """The embedding model's cosine of each sentence to the question."""
+def _cosines_to(questions: list[str], sentences: list[str], settings: Settings) -> np.ndarray:
+    """The embedding model's cosine of each sentence (columns) to each question (rows)."""
     import numpy as np
 
     from ragreel.kb.embedding import get_embedder
 
     embedder = get_embedder(settings.embedding_model)
-    asked = np.asarray(embedder.queries([question])[0])
-    return np.asarray(embedder.documents(sentences)) @ asked
+    asked = np.asarray(embedder.queries(questions))
+    return asked @ np.asarray(embedder.documents(sentences)).T
 
 
 def _with_answer_sentences(

@@ -13,6 +13,7 @@ from ragreel.llm.evidence import (
     left_out,
     locate_quote,
     numbers_in,
+    question_parts,
     readable,
     restates_question,
     table_row_sentence,
@@ -616,6 +617,25 @@ def test_a_table_row_is_one_sentence_and_its_header_none():
     assert locate_quote("「乾」意義爲「水分少」。", table) == row
     scene = Scene(narration=readable(row), evidence=[Evidence(passage=1, quote="「乾」意義爲「水分少」")])
     assert check_scene(scene, [table], "「干燥」的繁體怎麼寫？", "zh").passed
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        (
+            "How many bits should a new RSA key have, and how do I create one?",
+            ["How many bits should a new RSA key have", "how do I create one?"],
+        ),
+        ("美國參議員一任是幾年？每個州有幾名參議員？", ["美國參議員一任是幾年？", "每個州有幾名參議員？"]),
+        ("cn2an 轉得動「1百23」嗎？要開哪個模式？", ["cn2an 轉得動「1百23」嗎？", "要開哪個模式？"]),
+        # A clause that only sets the scene asks nothing: one question.
+        ("In PostgreSQL, how can I undo only the last updates?", []),
+        ("查詢台股即時報價時，出錯時去哪裡看錯誤訊息？", []),
+        ("How hot should the water be for oolong?", []),
+    ],
+)
+def test_a_question_that_asks_several_things_is_split_into_them(question, parts):
+    assert question_parts(question) == parts
 
 
 def test_an_escaped_pipe_stays_inside_its_cell():

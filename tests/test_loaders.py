@@ -34,6 +34,9 @@ Ninety degrees.
 
 - three grams
 - one pot
+
+1. warm the pot
+2. pour
 """,
     )
     doc = load_document(md)
@@ -42,7 +45,8 @@ Ninety degrees.
         ("", "Intro with bold and a link."),
         ("Water", "Use soft water."),
         ("Water > Temperature", "Ninety degrees."),
-        ("Leaves", "three grams\n\none pot"),
+        # A list item keeps its marker: a list under its label is read as one sentence.
+        ("Leaves", "- three grams\n\n- one pot\n\n1. warm the pot\n\n2. pour"),
     ]
 
 

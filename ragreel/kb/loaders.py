@@ -160,9 +160,13 @@ def _load_markdown(data: bytes, path: Path) -> Document:
     tokens = parse_markdown(source)
     builder = _SectionBuilder()
     row: list[str] | None = None  # the cells of the table row being read
+    marker = ""  # the list item's bullet or number, for the item's first paragraph
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
             builder.heading(int(token.tag[1]), inline_text(tokens[index + 1], join_lines=True).strip())
+        elif token.type == "list_item_open":
+            # The marker stays, so that a list under its label reads as one (see with_lists_joined).
+            marker = f"{token.info}{token.markup} " if token.info else "- "
         elif token.type == "tr_open":
             row = []
         elif token.type == "inline" and row is not None:
@@ -181,7 +185,8 @@ def _load_markdown(data: bytes, path: Path) -> Document:
                 c.type == "image" or (c.type == "text" and not c.content.strip()) for c in children
             )
             if not (images and pictures_alone):  # a picture's own paragraph: its alt text is its caption
-                builder.block(inline_text(token, join_lines=True).strip())
+                builder.block(marker + inline_text(token, join_lines=True).strip())
+            marker = ""
             for image in images:
                 builder.picture(path, str(image.attrGet("src") or ""), image.content)
         elif token.type in ("fence", "code_block"):

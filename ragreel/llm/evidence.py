@@ -88,8 +88,7 @@ def table_row_sentence(line: str) -> str:
     return "; ".join(cells) + "."
 
 
-_BULLET = re.compile(r"^\s*[-*+•]\s+")
-_LIST_ITEM = re.compile(rf"{_BULLET.pattern}|^\s*\d{{1,2}}[.)、]\s+")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)、])\s+")
 # A list is one sentence only while it is a list of short fragments: an item that ends in a full
 # stop or is as long as this (weight, see _weight) is a sentence of its own, and so is every item
 # of a list with such an item or with more than MAX_LIST_ITEMS.
@@ -568,7 +567,8 @@ _YES_NO_EN = re.compile(
 _YES_NO_ZH = re.compile(r"(?:嗎|吗|是否|是不是|能不能|可不可以|會不會|会不会|要不要|有沒有|有没有)")
 # What the question asks for besides the yes or no: "..., and which mode?" asks for a name too.
 _WH = re.compile(
-    r"\b(?:what|which|who|whom|how|when|where|why)\b|什麼|什么|哪|怎麼|怎么|如何|為什麼|为什么|幾|几|多少|多久"
+    r"\b(?:what|which|who|whom|how|when|where|why)\b|什麼|什么|哪|怎麼|怎么|如何|為什麼|为什么|幾|几|多少|多久",
+    re.IGNORECASE,
 )
 _YES_EN = re.compile(r"^\W*(?:yes|no)\b", re.IGNORECASE)
 _YES_ZH = re.compile(r"^\W*(?:是|對|对|會|会|可以|能|要|需要|有|不|沒|没|否|別|别)")
@@ -581,6 +581,17 @@ def asks_yes_or_no(question: str, language: str) -> bool:
     if language == "zh":
         return bool(_YES_NO_ZH.search(first)) and not _WH.search(first)
     return bool(_YES_NO_EN.search(first)) and not _WH.search(first.split(",")[-1])
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions that ``question`` asks when it asks more than one ("How many bits…, and how do I
+    create one…?" → "How many bits…", "how do I create one…?"); [] when it asks one. The clauses
+    that only set the scene ("In PostgreSQL,", "查詢台股即時報價時，") are left out."""
+    clauses = [
+        c.strip() for c in re.split(r"(?<=[?？])|[,;，；]\s*(?:and\s+)?|\s+and\s+", question) if c.strip()
+    ]
+    asking = [c for c in clauses if _WH.search(c) or _YES_NO_ZH.search(c) or _YES_NO_EN.match(c)]
+    return asking if len(asking) > 1 else []
 
 
 def begins_yes_or_no(narration: str, language: str) -> bool:
@@ -607,8 +618,8 @@ _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`[~.]*([^`]+)`")  # :meth:`list.sort`, 
 def readable(sentence: str) -> str:
     """A passage's sentence as it is narrated: its words, code and numbers, without the markup a
     voice would read out (link targets and web addresses, reST roles, emphasis marks, escapes, the
-    bullet of a list item, reST's double backquotes and its "::")."""
-    text = _BULLET.sub("", sentence)
+    bullet or number of a list item, reST's double backquotes and its "::")."""
+    text = _LIST_ITEM.sub("", sentence)
     text = _RST_LINK.sub(r"\1", text)
     text = _MD_LINK.sub(r"\1", text)
     text = _ROLE.sub(r"\1", text)
