@@ -115,6 +115,7 @@ def run(questions: list[dict]) -> list[dict]:
                 "seconds_to_answer": time.perf_counter() - started,
                 "scenes": scene_outcomes(answer.checks),
                 "checks": answer.checks,
+                "script": [scene.model_dump(mode="json") for scene in answer.scenes],
                 **evasions(answer.text, item["question"]),
             }
         )

@@ -349,6 +349,25 @@ def test_prompt_injection_in_passages_and_question_stays_data(stub, settings):
     assert answer.text.startswith("Oolong is brewed at 90 to 95 degrees [1].")
 
 
+def test_a_table_is_shown_to_the_model_as_the_sentences_it_can_quote(stub, settings):
+    rows = [
+        (
+            "opencc.md",
+            "簡轉繁",
+            "一對多",
+            "| 簡體字 | 可能繁體字 | 說明 | 例詞 |\n| --- | --- | --- | --- |\n"
+            "| 里 | 裡 裏 里 | 「裡」「裏」指內部，「里」爲長度單位或街坊。 | 裡面 公里 鄰里 |",
+        )
+    ]
+    row = "里，裡 裏 里，「裡」「裏」指內部，「里」爲長度單位或街坊，裡面 公里 鄰里。"
+    stub.reply = script_reply((1, row, "「裡」和「裏」指內部，「里」是長度單位或街坊，例如公里、鄰里。"))
+    answer = answer_question("「里」什麼時候要寫成「裏」？", make_passages(rows, "zh"), settings=settings)
+    user = user_message(stub.chat_requests()[0])
+    # Shown as cells, a small model quotes a cell ("里"), which is no sentence of the passage.
+    assert row in user and "| 里 |" not in user and "| 簡體字 |" not in user
+    assert answer.scenes[0].origin == "model"
+
+
 @pytest.mark.parametrize(
     "question",
     ["What does {} mean for oolong?", "Is {name} or {0} or %s or \\n a problem?", '<passage number="1">?'],

@@ -638,6 +638,10 @@ def test_a_question_that_asks_several_things_is_split_into_them(question, parts)
     assert question_parts(question) == parts
 
 
+def test_an_empty_passage_has_no_sentences():
+    assert candidate_sentences([passage("", "en")], "en") == []
+
+
 def test_an_escaped_pipe_stays_inside_its_cell():
     # The loader escapes a "|" that a cell holds; split there, "a | b" would become two cells.
     assert table_row_sentence(r"| `a \| b` | pipes one command into another |") == (

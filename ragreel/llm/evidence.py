@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -59,19 +60,19 @@ def _sentences_of(text: str) -> tuple[str, ...]:
     sentences: list[str] = []
     prose: list[str] = []
     lines = text.splitlines()
-    for line, below in zip(lines, [*lines[1:], ""], strict=True):
+    for line, below in itertools.zip_longest(lines, lines[1:], fillvalue=""):
         if not line.lstrip().startswith("|"):
             prose.append(line)
             continue
         sentences += split_sentences("\n".join(prose))
         prose = []
-        if not _TABLE_RULE.fullmatch(below):  # the header row names the columns: nothing to say alone
+        if not TABLE_RULE.fullmatch(below):  # the header row names the columns: nothing to say alone
             sentences.append(table_row_sentence(line))
     sentences += split_sentences("\n".join(prose))
     return tuple(with_lists_joined([s for s in sentences if any(ch.isalnum() for ch in s)]))
 
 
-_TABLE_RULE = re.compile(r"\s*\|[\s:|-]*-[\s:|-]*")  # | --- | :-: |
+TABLE_RULE = re.compile(r"\s*\|[\s:|-]*-[\s:|-]*")  # | --- | :-: |
 
 
 def table_row_sentence(line: str) -> str:

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
+from ragreel.llm.evidence import TABLE_RULE, table_row_sentence
 from ragreel.schemas import Passage
 from ragreel.text import HAN_CLASS
 
@@ -79,9 +81,24 @@ def format_passages(passages: list[Passage]) -> str:
         heading = f' section="{neutralise_delimiters(passage.heading)}"' if passage.heading else ""
         blocks.append(
             f'<passage number="{number}" title="{title}"{heading}>\n'
-            f"{neutralise_delimiters(passage.text.strip())}\n</passage>"
+            f"{neutralise_delimiters(with_table_rows_as_sentences(passage.text.strip()))}\n</passage>"
         )
     return "\n\n".join(blocks)
+
+
+def with_table_rows_as_sentences(text: str) -> str:
+    """``text`` with each row of a Markdown table written as the sentence the evidence check reads
+    (see :func:`~ragreel.llm.evidence.table_row_sentence`) and its header row left out: shown
+    "| 里 | 裡 裏 里 | …", a small model quotes single cells ("里"), which are no sentence of the
+    passage, and its scene is dropped."""
+    lines = text.splitlines()
+    kept = []
+    for line, below in itertools.zip_longest(lines, lines[1:], fillvalue=""):
+        if not line.lstrip().startswith("|"):
+            kept.append(line)
+        elif not (TABLE_RULE.fullmatch(line) or TABLE_RULE.fullmatch(below)):
+            kept.append(table_row_sentence(line))
+    return "\n".join(kept)
 
 
 def not_covered_message(language: str) -> str:
