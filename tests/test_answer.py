@@ -241,7 +241,8 @@ def test_a_rewrite_that_passes_replaces_the_scene(stub, settings):
         ("revised", "Oolong wants water between 90 and 95 degrees Celsius.")
     ]
     assert answer.checks == [
-        "scene 1: rewritten (it talks about the passages instead of saying what they say; "
+        "scene 1: rewritten (it says what its quote does not (describes, first, passage, temperature): "
+        "say only what the quote says; it talks about the passages instead of saying what they say; "
         "the narration leaves out what its quote states: 90, 95)"
     ]
 
@@ -485,15 +486,13 @@ NEXT_AFTER = dict(zip(LENGTH_SCENES, LENGTH_SCENES[1:], strict=False))
 
 
 def test_scenes_past_the_length_bound_are_left_out(stub, settings):
-    mists = (
-        "Cool mists slow the growth of the leaves, which gives the tea its sweet, floral and creamy taste."
-    )
+    rows = [*TEA_EN, ("water.md", "Water", "", " ".join(LENGTH_SCENES[1:]))]
     stub.reply = script_reply(
-        (1, OOLONG, LENGTH_SCENES[0]), *[(3, mists, narration) for narration in LENGTH_SCENES[1:]]
+        (1, OOLONG, LENGTH_SCENES[0]), *[(len(rows), narration, narration) for narration in LENGTH_SCENES[1:]]
     )
     short = settings.model_copy(update={"answer_max_seconds": 8.0})
     answer = answer_question(
-        "How hot should the water be for oolong?", make_passages(TEA_EN, "en"), settings=short
+        "How hot should the water be for oolong?", make_passages(rows, "en"), settings=short
     )
     kept = [s.narration for s in answer.scenes]
     assert 1 <= len(kept) < 5 and spoken_seconds(answer.text, "en") <= 8.0

@@ -137,10 +137,33 @@ def test_chinese_scene_checks():
 
     assert problems("特休每年多一天，最多到三十天。") == []
     assert problems("特休最多可以到 20 天。") == ["the number(s) 20 in the narration are not in its quote"]
-    assert problems("資料中詳細描述了特休的規定。") == [
-        "it talks about the passages instead of saying what they say"
-    ]
+    assert "it talks about the passages instead of saying what they say" in problems(
+        "資料中詳細描述了特休的規定。"
+    )
     assert problems("工作十年以上的特休最多幾天？") == ["it repeats the question instead of answering it"]
+
+
+def test_a_scene_that_says_what_its_quote_does_not_fails():
+    row = (
+        "干，幹 乾 干 榦，「干」本意爲盾牌，意義與武器有關。「乾」意義爲「水分少」。「幹」意義爲「主幹」"
+        "或爲動詞。「榦」特別用於「版榦」，干戈 干涉 乾燥 幹部 版榦。"
+    )
+    table = passage(row, "zh")
+
+    def problems(narration: str) -> list[str]:
+        scene = Scene(narration=narration, evidence=[Evidence(passage=1, quote=row)])
+        return check_scene(scene, [table], "「干部」的繁體怎麼寫？", "zh").problems
+
+    # Glosses no source gives: a small model's, on the words of a table row.
+    assert any(
+        p.startswith("it says what its quote does not") for p in problems("幹部是中間人，版榦是船隻。")
+    )
+    assert problems("「乾」表示水分少，例如乾燥；「幹」表示主幹，例如幹部。") == []
+    english = Scene(
+        narration="Brew it in a clay pot for luck.",
+        evidence=[Evidence(passage=1, quote="Oolong tea is best brewed with water between 90 and 95")],
+    )
+    assert any(p.startswith("it says what") for p in check_scene(english, [TEA], "How hot?", "en").problems)
 
 
 def test_yes_no_and_new_facts_are_not_restating():
