@@ -156,7 +156,7 @@ def test_a_scene_that_says_what_its_quote_does_not_fails():
 
     # Glosses no source gives: a small model's, on the words of a table row.
     assert any(
-        p.startswith("it says what its quote does not") for p in problems("幹部是中間人，版榦是船隻。")
+        p.startswith("it says what its passage does not") for p in problems("幹部是中間人，版榦是船隻。")
     )
     assert problems("「乾」表示水分少，例如乾燥；「幹」表示主幹，例如幹部。") == []
     english = Scene(
