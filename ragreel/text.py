@@ -95,7 +95,7 @@ def is_cjk_wide(char: str) -> bool:
     )
 
 
-_NUMBER_MARKER = re.compile(r"(?:#+\s*)?\d{1,3}(?:\.\d{1,3})*")
+_NUMBER_MARKER = re.compile(r"(?:#+\s*)?\d{1,2}(?:\.\d{1,2})*")  # as many digits as a list item's (evidence)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -655,6 +655,8 @@ def test_a_table_row_is_one_sentence_and_its_header_none():
         ("In PostgreSQL, how can I undo only the last updates?", []),
         ("查詢台股即時報價時，出錯時去哪裡看錯誤訊息？", []),
         ("How hot should the water be for oolong?", []),
+        ("When I run pip install, which version do I get?", []),
+        ("In a WHERE clause, can I use rank()?", []),  # an SQL keyword, not a second question
     ],
 )
 def test_a_question_that_asks_several_things_is_split_into_them(question, parts):

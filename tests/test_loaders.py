@@ -55,6 +55,11 @@ def test_markdown_without_h1_uses_file_name(tmp_path):
     assert doc.title == "night markets"
 
 
+def test_a_list_item_that_opens_with_code_gives_its_marker_to_no_later_paragraph(tmp_path):
+    md = write(tmp_path, "steps.md", "# Steps\n\n- ```\n  pip install x\n  ```\n\nThen run it.\n")
+    assert load_document(md).sections[0].text == "pip install x\n\nThen run it."
+
+
 def test_a_markdown_table_keeps_each_row_on_one_line(tmp_path):
     """A row's cells belong together ("干" and "乾燥 幹部"): each row is one line of a table, and
     the header keeps its rule line, so the answer stage can quote a row as one sentence."""

@@ -165,8 +165,10 @@ def _load_markdown(data: bytes, path: Path) -> Document:
         if token.type == "heading_open":
             builder.heading(int(token.tag[1]), inline_text(tokens[index + 1], join_lines=True).strip())
         elif token.type == "list_item_open":
-            # The marker stays, so that a list under its label reads as one (see with_lists_joined).
-            marker = f"{token.info}{token.markup} " if token.info else "- "
+            # The marker stays, so that a list under its label reads as one (see with_lists_joined);
+            # only on an item that opens with a paragraph, so that no later paragraph takes it.
+            opens_with_text = tokens[index + 1].type == "paragraph_open"
+            marker = (f"{token.info}{token.markup} " if token.info else "- ") if opens_with_text else ""
         elif token.type == "tr_open":
             row = []
         elif token.type == "inline" and row is not None:

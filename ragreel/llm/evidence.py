@@ -516,9 +516,13 @@ def check_scene(
             problems.append(f"the number(s) {', '.join(missing)} in the narration are not in its quote")
         # A name may come from the title or section of the passage quoted ("出自《出師表》"), or be the
         # question's own term said back in the answer.
-        named = question + " ".join(
-            f"{passages[n - 1].title} {passages[n - 1].heading or ''}"
-            for n in dict.fromkeys(e.passage for e in evidence)
+        named = (
+            question
+            + " "
+            + " ".join(
+                f"{passages[n - 1].title} {passages[n - 1].heading or ''}"
+                for n in dict.fromkeys(e.passage for e in evidence)
+            )
         )
         quoted_key = normalise(quoted + named)
         absent = [t for t in terms_in(narration) if normalise(t) not in quoted_key]
@@ -594,7 +598,7 @@ def _support_units(text: str) -> dict[str, str]:
 def _stem(unit: str) -> str:
     if not unit.isascii():
         return unit
-    stem = re.sub(r"(?:ing|ed|es|e|s|ly)$", "", unit)
+    stem = re.sub(r"(?:ing|ed|es|e|(?<!s)s|ly)$", "", unit)  # "classes" is "class", which stays
     return stem if len(stem) >= 3 else unit
 
 
@@ -620,8 +624,8 @@ _YES_NO_EN = re.compile(
 _YES_NO_ZH = re.compile(r"(?:嗎|吗|是否|是不是|能不能|可不可以|會不會|会不会|要不要|有沒有|有没有)")
 # What the question asks for besides the yes or no: "..., and which mode?" asks for a name too.
 _WH = re.compile(
-    r"\b(?:what|which|who|whom|how|when|where|why)\b|什麼|什么|哪|怎麼|怎么|如何|為什麼|为什么|幾|几|多少|多久",
-    re.IGNORECASE,
+    # Not an SQL keyword in capitals ("in a WHERE clause").
+    r"\b(?:[Ww]h(?:at|ich|o|om|en|ere|y)|[Hh]ow)\b|什麼|什么|哪|怎麼|怎么|如何|為什麼|为什么|幾|几|多少|多久"
 )
 _YES_EN = re.compile(r"^\W*(?:yes|no)\b", re.IGNORECASE)
 _YES_ZH = re.compile(r"^\W*(?:是|對|对|會|会|可以|能|要|需要|有|不|沒|没|否|別|别)")
@@ -636,6 +640,12 @@ def asks_yes_or_no(question: str, language: str) -> bool:
     return bool(_YES_NO_EN.search(first)) and not _WH.search(first.split(",")[-1])
 
 
+# "When I run pip install, which version…?": the clause before the question only sets the scene.
+_SETTING_CLAUSE = re.compile(
+    r"(?:when|where|if|once|after|before|while|since)\b(?!.*[?？]\s*$)", re.IGNORECASE
+)
+
+
 def question_parts(question: str) -> list[str]:
     """The questions that ``question`` asks when it asks more than one ("How many bits…, and how do I
     create one…?" → "How many bits…", "how do I create one…?"); [] when it asks one. The clauses
@@ -643,7 +653,11 @@ def question_parts(question: str) -> list[str]:
     clauses = [
         c.strip() for c in re.split(r"(?<=[?？])|[,;，；]\s*(?:and\s+)?|\s+and\s+", question) if c.strip()
     ]
-    asking = [c for c in clauses if _WH.search(c) or _YES_NO_ZH.search(c) or _YES_NO_EN.match(c)]
+    asking = [
+        c
+        for c in clauses
+        if (_WH.search(c) or _YES_NO_ZH.search(c) or _YES_NO_EN.match(c)) and not _SETTING_CLAUSE.match(c)
+    ]
     return asking if len(asking) > 1 else []
 
 
