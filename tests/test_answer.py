@@ -119,6 +119,12 @@ def settings(stub, tmp_path):
     )
 
 
+@pytest.fixture
+def e5(settings):
+    """The settings with the real multilingual-e5-small ranking sentences, no relevance floor."""
+    return settings.model_copy(update={"min_relevance": None, "embedding_model": "multilingual-e5-small"})
+
+
 def user_message(request) -> str:
     return [m for m in request.body["messages"] if m["role"] == "user"][0]["content"]
 
@@ -574,9 +580,8 @@ def test_no_relevant_passages_means_no_model_call(stub, settings, question, lang
     assert stub.requests == []
 
 
-def test_the_default_floor_is_the_embedding_models_per_language(stub, settings):
+def test_the_default_floor_is_the_embedding_models_per_language(stub, e5):
     """e5 puts Chinese questions higher on its scale than English ones (bench.coverage_eval)."""
-    e5 = settings.model_copy(update={"min_relevance": None, "embedding_model": "multilingual-e5-small"})
     assert (e5.relevance_floor("en"), e5.relevance_floor("zh")) == (0.78, 0.82)
     other = e5.model_copy(update={"embedding_model": "all-MiniLM-L6-v2"})
     assert other.relevance_floor("zh") == 0.0
@@ -846,12 +851,11 @@ def test_local_model_translates_a_question_for_search(local_settings, question, 
     assert detect_language(translation) == target
 
 
-def test_a_sentence_far_from_the_question_is_never_added_as_its_answer(settings):
+def test_a_sentence_far_from_the_question_is_never_added_as_its_answer(e5):
     """A cross-lingual question's passages in its own language are often beside the point: their
     closest sentence must not pad the answer (it was Alice in Wonderland, for the US House)."""
     from tasks.answer import answer_sentences
 
-    e5 = settings.model_copy(update={"min_relevance": None, "embedding_model": "multilingual-e5-small"})
     alice = make_passages(
         [
             (
@@ -889,10 +893,9 @@ def test_the_sentence_that_answers_is_added_when_no_scene_says_it(stub, settings
     assert len(stub.chat_requests()) == 1  # found in the passages, not asked for again
 
 
-def test_the_two_sentences_closest_to_the_question_are_said(stub, settings):
+def test_the_two_sentences_closest_to_the_question_are_said(stub, e5):
     """The second closest sentence often holds what the first lacks: here "convert", the "what can I
     do" half of the question (bench/eval's OpenSSL HOWTO, with e5)."""
-    e5 = settings.model_copy(update={"min_relevance": None, "embedding_model": "multilingual-e5-small"})
     rows = [
         (
             "openssl-howto-certificates.txt",
@@ -920,11 +923,10 @@ def test_the_two_sentences_closest_to_the_question_are_said(stub, settings):
     assert [s.origin for s in answer.scenes][:2] == ["model", "extractive"]
 
 
-def test_a_question_that_asks_two_things_gets_the_best_sentence_for_each(stub, settings):
+def test_a_question_that_asks_two_things_gets_the_best_sentence_for_each(stub, e5):
     """Ranked against the whole question, the sentences on why rank() is refused in WHERE come first
     and the way to filter on it is left out; ranked against "how do I filter on it instead?" it comes
     first (bench/eval's PostgreSQL tutorial, with e5)."""
-    e5 = settings.model_copy(update={"min_relevance": None, "embedding_model": "multilingual-e5-small"})
     rows = [
         (
             "postgresql-tutorial-window-functions.html",
@@ -959,10 +961,8 @@ def test_a_question_that_asks_two_things_gets_the_best_sentence_for_each(stub, s
     assert "you can use a sub-select" in answer.text
 
 
-def test_a_short_script_is_never_padded_from_a_passage_beside_the_point(stub, settings):
-    e5 = settings.model_copy(
-        update={"min_relevance": None, "embedding_model": "multilingual-e5-small", "answer_min_seconds": 40.0}
-    )
+def test_a_short_script_is_never_padded_from_a_passage_beside_the_point(stub, e5):
+    e5 = e5.model_copy(update={"answer_min_seconds": 40.0})
     rows = [
         (
             "constitution.md",

@@ -22,6 +22,7 @@ import functools
 import itertools
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -59,17 +60,27 @@ def _passage_sentences(passage: Passage) -> list[str]:
 def _sentences_of(text: str) -> tuple[str, ...]:
     sentences: list[str] = []
     prose: list[str] = []
-    lines = text.splitlines()
-    for line, below in itertools.zip_longest(lines, lines[1:], fillvalue=""):
-        if not line.lstrip().startswith("|"):
+    for line, is_row in lines_with_table_rows(text):
+        if not is_row:
             prose.append(line)
             continue
         sentences += split_sentences("\n".join(prose))
         prose = []
-        if not TABLE_RULE.fullmatch(below):  # the header row names the columns: nothing to say alone
-            sentences.append(table_row_sentence(line))
+        sentences.append(line)
     sentences += split_sentences("\n".join(prose))
     return tuple(with_lists_joined([s for s in sentences if any(ch.isalnum() for ch in s)]))
+
+
+def lines_with_table_rows(text: str) -> Iterator[tuple[str, bool]]:
+    """The lines of ``text``, each with whether it is a Markdown table row; a row comes as its
+    sentence (see :func:`table_row_sentence`), and a table's header row and rule line are left out:
+    the header names the columns, nothing to say alone."""
+    lines = text.splitlines()
+    for line, below in itertools.zip_longest(lines, lines[1:], fillvalue=""):
+        if not line.lstrip().startswith("|"):
+            yield line, False
+        elif not (TABLE_RULE.fullmatch(line) or TABLE_RULE.fullmatch(below)):
+            yield table_row_sentence(line), True
 
 
 TABLE_RULE = re.compile(r"\s*\|[\s:|-]*-[\s:|-]*")  # | --- | :-: |

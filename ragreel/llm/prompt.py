@@ -8,11 +8,10 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 
-from ragreel.llm.evidence import TABLE_RULE, table_row_sentence
+from ragreel.llm.evidence import lines_with_table_rows
 from ragreel.schemas import Passage
 from ragreel.text import HAN_CLASS
 
@@ -88,17 +87,10 @@ def format_passages(passages: list[Passage]) -> str:
 
 def with_table_rows_as_sentences(text: str) -> str:
     """``text`` with each row of a Markdown table written as the sentence the evidence check reads
-    (see :func:`~ragreel.llm.evidence.table_row_sentence`) and its header row left out: shown
+    (see :func:`~ragreel.llm.evidence.lines_with_table_rows`) and its header row left out: shown
     "| 里 | 裡 裏 里 | …", a small model quotes single cells ("里"), which are no sentence of the
     passage, and its scene is dropped."""
-    lines = text.splitlines()
-    kept = []
-    for line, below in itertools.zip_longest(lines, lines[1:], fillvalue=""):
-        if not line.lstrip().startswith("|"):
-            kept.append(line)
-        elif not (TABLE_RULE.fullmatch(line) or TABLE_RULE.fullmatch(below)):
-            kept.append(table_row_sentence(line))
-    return "\n".join(kept)
+    return "\n".join(line for line, _ in lines_with_table_rows(text))
 
 
 def not_covered_message(language: str) -> str:
