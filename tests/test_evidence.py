@@ -19,6 +19,7 @@ from ragreel.llm.evidence import (
     table_row_sentence,
     talks_about_sources,
     terms_in,
+    with_code_joined,
     without_source_lead_ins,
 )
 from ragreel.llm.script import parse_script, tidy_narration
@@ -621,6 +622,50 @@ def test_a_list_under_its_label_is_one_sentence_that_can_answer():
         "The idiom has three steps: decorate; sort; undecorate.",
         "- The sort is stable, so records with equal keys keep the order they had before sorting.",
         "- The key function is called exactly once for each of the input records being sorted.",
+    ]
+
+
+def test_a_line_of_code_under_its_label_is_one_sentence_that_can_answer():
+    """ "How do I…?" is often answered by a command under the words that say what it does: the label
+    alone announces, the code alone says nothing in words, together they are a sentence to quote
+    and narrate (and the label's words let the question find the code)."""
+    readme = passage(
+        "```js\nconsole.log('Hello world');\n\n// 结束调试后，可移除掉\nvConsole.destroy();\n```\n\n"
+        "```python\n# output:\n# 壹佰贰拾叁元整\n```\n",
+        "zh",
+    )
+    joined = "结束调试后，可移除掉：vConsole.destroy();"
+    assert joined in [s for _, s in candidate_sentences([readme], "zh")]
+    assert locate_quote("vConsole.destroy();", readme) == joined
+    scene = Scene(narration=joined, evidence=[Evidence(passage=1, quote="vConsole.destroy();")])
+    assert check_scene(scene, [readme], "vConsole 測完了想把它拿掉，要呼叫什麼？", "zh").passed
+
+    howto = passage(
+        "Generating a key for the RSA algorithm is quite easy, all you have to do is the following:\n\n"
+        "  openssl genrsa -des3 -out privkey.pem 2048\n\n"
+        "For example, to sort the student data by *grade* using the DSU approach:\n\n"
+        ">>> decorated = [(student.grade, i, student) for i, student in enumerate(student_objects)]\n"
+        ">>> decorated.sort()\n>>> [student for grade, i, student in decorated]\n"
+        ">>> assert len(decorated) == len(student_objects) and decorated[0][0] == 'A'\n\n"
+        "The number 2048 is the size of the key, in bits.\n"
+    )
+    assert [s for _, s in candidate_sentences([howto], "en")] == [
+        "Generating a key for the RSA algorithm is quite easy, all you have to do is the following: "
+        "openssl genrsa -des3 -out privkey.pem 2048",
+        # The lines of a program go with its label only while they are short to say.
+        "For example, to sort the student data by *grade* using the DSU approach: decorated = "
+        "[(student.grade, i, student) for i, student in enumerate(student_objects)] decorated.sort()",
+        "The number 2048 is the size of the key, in bits.",
+    ]
+    # Prose that names a command is no line of code, and a label with too few words joins nothing.
+    assert with_code_joined(["Run this:", "Call sorted(xs) to sort."]) == [
+        "Run this:",
+        "Call sorted(xs) to sort.",
+    ]
+    assert with_code_joined(["doctest::", ">>> sorted(xs)"]) == ["doctest::", ">>> sorted(xs)"]
+    assert with_code_joined(["To rebuild the index:", "$ a()", "$ b()", "$ c()", "$ d()"]) == [
+        "To rebuild the index: a() b() c()",  # at most three lines
+        "$ d()",
     ]
 
 

@@ -51,7 +51,8 @@ def normalise(text: str) -> str:
 
 def _passage_sentences(passage: Passage) -> list[str]:
     """The passage's sentences: a row of a table is one (see :func:`table_row_sentence`), and so is a
-    list under its label (see :func:`with_lists_joined`)."""
+    list under its label (see :func:`with_lists_joined`) and a line of code under the words that say
+    what it does (see :func:`with_code_joined`)."""
     return list(_sentences_of(passage.text))
 
 
@@ -68,7 +69,7 @@ def _sentences_of(text: str) -> tuple[str, ...]:
         prose = []
         sentences.append(line)
     sentences += split_sentences("\n".join(prose))
-    return tuple(with_lists_joined([s for s in sentences if any(ch.isalnum() for ch in s)]))
+    return tuple(with_code_joined(with_lists_joined([s for s in sentences if any(ch.isalnum() for ch in s)])))
 
 
 def lines_with_table_rows(text: str) -> Iterator[tuple[str, bool]]:
@@ -140,6 +141,62 @@ def with_lists_joined(sentences: list[str]) -> list[str]:
             joined.append(f"{label}: {'; '.join(items)}.")
         index = end
     return joined
+
+
+# A comment that says what the code under it does ("# 在 rmb 模式下…", "// 结束调试后，可移除掉").
+_CODE_COMMENT = re.compile(r"^\s*(?:#|//|--)\s+")
+# A line of a program or a shell: a prompt, a call, an option, a statement's semicolon.
+_CODE_LINE = re.compile(r"^\s*(?:>>>|\$)\s|[A-Za-z_][\w.]*\(|(?:^|\s)--?[A-Za-z]|;\s*$")
+_STRING_LITERAL = re.compile(r"\"[^\"]*\"|'[^']*'")
+# At most this many lines of code go with their label, as long as together they are this short
+# (weight, see _weight): a whole program is read on screen, not said.
+MAX_JOINED_CODE_LINES = 3
+MAX_JOINED_CODE_WEIGHT = 40
+
+
+def with_code_joined(sentences: list[str]) -> list[str]:
+    """``sentences`` with a label (ending in a colon, or a code comment) and the short lines of code
+    under it joined into one sentence ("// 结束调试后，可移除掉：vConsole.destroy();", "You can use the
+    following command to generate an X25519 key: openssl genpkey -algorithm X25519 -out xkey.pem"):
+    the label alone announces and the code alone says nothing in words, while together they answer
+    "how do I…?", and the label's words let the question find the code. Like a joined list, the
+    sentence normalises to the passage's own words, so it is found as a quote."""
+    joined: list[str] = []
+    index = 0
+    while index < len(sentences):
+        label = sentences[index]
+        is_comment = bool(_CODE_COMMENT.match(label)) and not _is_code_line(label)
+        end = index + 1
+        weight = 0
+        while (
+            end < len(sentences)
+            and end - index <= MAX_JOINED_CODE_LINES
+            and _is_code_line(sentences[end])
+            and weight + _weight(sentences[end]) <= MAX_JOINED_CODE_WEIGHT
+        ):
+            weight += _weight(sentences[end])
+            end += 1
+        if (
+            end == index + 1
+            or not (is_comment or re.search(r"[:：]$", label))
+            or _weight(readable(_CODE_COMMENT.sub("", label))) < 6
+        ):
+            joined.append(label)
+            index += 1
+            continue
+        label = re.sub(r"[:：]+$", "", _CODE_COMMENT.sub("", label)).strip()
+        code = " ".join(re.sub(r"^\s*(?:>>>|\$)\s+", "", line).strip() for line in sentences[index + 1 : end])
+        joined.append(f"{label}：{code}" if has_han(label) else f"{label}: {code}")
+        index = end
+    return joined
+
+
+def _is_code_line(line: str) -> bool:
+    """Whether ``line`` is a line of code or a shell command, not prose that mentions some."""
+    words = _STRING_LITERAL.sub('""', line)
+    if has_han(words) or re.search(r"[A-Za-z]{2,}[.!?]$", words) or _CODE_COMMENT.match(line):
+        return False
+    return bool(_CODE_LINE.search(words) or _CODE_STATEMENT.match(line.strip()))
 
 
 def locate_quote(quote: str, passage: Passage) -> str | None:
