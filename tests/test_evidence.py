@@ -16,6 +16,7 @@ from ragreel.llm.evidence import (
     question_parts,
     readable,
     restates_question,
+    says,
     table_row_sentence,
     talks_about_sources,
     terms_in,
@@ -652,9 +653,10 @@ def test_a_line_of_code_under_its_label_is_one_sentence_that_can_answer():
     assert [s for _, s in candidate_sentences([howto], "en")] == [
         "Generating a key for the RSA algorithm is quite easy, all you have to do is the following: "
         "openssl genrsa -des3 -out privkey.pem 2048",
-        # The lines of a program go with its label only while they are short to say.
+        # At most three lines of a program go with its label, while they are short to say.
         "For example, to sort the student data by *grade* using the DSU approach: decorated = "
-        "[(student.grade, i, student) for i, student in enumerate(student_objects)] decorated.sort()",
+        "[(student.grade, i, student) for i, student in enumerate(student_objects)] decorated.sort() "
+        "[student for grade, i, student in decorated]",
         "The number 2048 is the size of the key, in bits.",
     ]
     # Prose that names a command is no line of code, and a label with too few words joins nothing.
@@ -664,9 +666,31 @@ def test_a_line_of_code_under_its_label_is_one_sentence_that_can_answer():
     ]
     assert with_code_joined(["doctest::", ">>> sorted(xs)"]) == ["doctest::", ">>> sorted(xs)"]
     assert with_code_joined(["To rebuild the index:", "$ a()", "$ b()", "$ c()", "$ d()"]) == [
-        "To rebuild the index: a() b() c()",  # at most three lines
+        "To rebuild the index: a() b() c()",
         "$ d()",
     ]
+    long_line = "$ " + " ".join(["--option value"] * 20)
+    assert with_code_joined(["To rebuild the index:", "$ a()", long_line]) == [
+        "To rebuild the index: a()",
+        long_line,
+    ]
+    # reST's directive between the label and its example is skipped.
+    assert with_code_joined(["To rebuild the index:", "doctest::", ">>> rebuild(index)"]) == [
+        "To rebuild the index: rebuild(index)"
+    ]
+
+
+def test_a_sentence_is_said_when_more_than_half_its_numbers_and_terms_are():
+    listed = "四個買賣點分別為：量大收紅、量縮價不跌、三日均價由下往上。"
+    # Program output sharing one of the list's two numbers (三) does not say the list.
+    assert not says("6223: Sell 量縮價跌, 三日均價小於六日均價", listed)
+    assert says("四個買賣點是量大收紅、量縮價不跌和三日均價由下往上。", listed)
+    command = "openssl genrsa -des3 -out privkey.pem 2048"
+    assert says("Run openssl genrsa -des3 -out privkey.pem for a protected key.", command)  # 3 of 4
+    assert not says("Run openssl genrsa -des3 with 2048 bits.", command)  # 2 of 4: -out privkey.pem
+    # Without numbers or terms: half of its content words.
+    assert says("Oolong is brewed with very hot water.", "Oolong tea is brewed with hot water.")
+    assert not says("Green tea wants cooler water.", "Oolong tea is brewed with hot water.")
 
 
 def test_a_table_row_is_one_sentence_and_its_header_none():

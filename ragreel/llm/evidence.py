@@ -145,13 +145,16 @@ def with_lists_joined(sentences: list[str]) -> list[str]:
 
 # A comment that says what the code under it does ("# 在 rmb 模式下…", "// 结束调试后，可移除掉").
 _CODE_COMMENT = re.compile(r"^\s*(?:#|//|--)\s+")
+_TRAILING_COMMENT = re.compile(r"\s(?:#|//)\s.*$")
 # A line of a program or a shell: a prompt, a call, an option, a statement's semicolon.
 _CODE_LINE = re.compile(r"^\s*(?:>>>|\$)\s|[A-Za-z_][\w.]*\(|(?:^|\s)--?[A-Za-z]|;\s*$")
 _STRING_LITERAL = re.compile(r"\"[^\"]*\"|'[^']*'")
+# reST's directive between a sentence and its example (".. doctest::"): nothing to say.
+_DIRECTIVE = re.compile(r"(?:\.\.\s*)?[\w-]+::")
 # At most this many lines of code go with their label, as long as together they are this short
 # (weight, see _weight): a whole program is read on screen, not said.
 MAX_JOINED_CODE_LINES = 3
-MAX_JOINED_CODE_WEIGHT = 40
+MAX_JOINED_CODE_WEIGHT = 56
 
 
 def with_code_joined(sentences: list[str]) -> list[str]:
@@ -165,35 +168,37 @@ def with_code_joined(sentences: list[str]) -> list[str]:
     index = 0
     while index < len(sentences):
         label = sentences[index]
-        is_comment = bool(_CODE_COMMENT.match(label)) and not _is_code_line(label)
-        end = index + 1
-        weight = 0
-        while (
-            end < len(sentences)
-            and end - index <= MAX_JOINED_CODE_LINES
-            and _is_code_line(sentences[end])
-            and weight + _weight(sentences[end]) <= MAX_JOINED_CODE_WEIGHT
-        ):
-            weight += _weight(sentences[end])
-            end += 1
-        if (
-            end == index + 1
-            or not (is_comment or re.search(r"[:：]$", label))
-            or _weight(readable(_CODE_COMMENT.sub("", label))) < 6
-        ):
+        start = index + 1
+        if start < len(sentences) and _DIRECTIVE.fullmatch(sentences[start].strip()):
+            start += 1
+        code = _code_lines_from(sentences, start)
+        is_label = re.search(r"[:：]$", label) or (_CODE_COMMENT.match(label) and not _is_code_line(label))
+        if not code or not is_label or _weight(readable(_CODE_COMMENT.sub("", label))) < 6:
             joined.append(label)
             index += 1
             continue
         label = re.sub(r"[:：]+$", "", _CODE_COMMENT.sub("", label)).strip()
-        code = " ".join(re.sub(r"^\s*(?:>>>|\$)\s+", "", line).strip() for line in sentences[index + 1 : end])
-        joined.append(f"{label}：{code}" if has_han(label) else f"{label}: {code}")
-        index = end
+        said = " ".join(re.sub(r"^\s*(?:>>>|\$)\s+", "", line).strip() for line in code)
+        joined.append(f"{label}：{said}" if has_han(label) else f"{label}: {said}")
+        index = start + len(code)
     return joined
+
+
+def _code_lines_from(sentences: list[str], start: int) -> list[str]:
+    """The lines of code from ``sentences[start]`` on, as many as go with a label."""
+    lines: list[str] = []
+    weight = 0
+    for line in sentences[start : start + MAX_JOINED_CODE_LINES]:
+        if not _is_code_line(line) or weight + _weight(line) > MAX_JOINED_CODE_WEIGHT:
+            break
+        lines.append(line)
+        weight += _weight(line)
+    return lines
 
 
 def _is_code_line(line: str) -> bool:
     """Whether ``line`` is a line of code or a shell command, not prose that mentions some."""
-    words = _STRING_LITERAL.sub('""', line)
+    words = _TRAILING_COMMENT.sub("", _STRING_LITERAL.sub('""', line))
     if has_han(words) or re.search(r"[A-Za-z]{2,}[.!?]$", words) or _CODE_COMMENT.match(line):
         return False
     return bool(_CODE_LINE.search(words) or _CODE_STATEMENT.match(line.strip()))
@@ -674,15 +679,18 @@ def left_out(narration: str, quote: str) -> list[str]:
     """The numbers and code-like terms of ``quote`` missing from ``narration``, when it keeps fewer
     than half of them: a small model's paraphrase of "use genrsa -des3 ... 2048" as "create a
     protected key" is true and answers nothing."""
+    missing, total = _unsaid(narration, quote)
+    return missing if 2 * (total - len(missing)) < total else []
+
+
+def _unsaid(narration: str, quote: str) -> tuple[list[str], int]:
+    """The numbers and code-like terms of ``quote`` that ``narration`` does not say, and how many it has."""
     quote = readable(quote)  # a web address is not a term to say
     numbers = sorted(numbers_in(quote), key=lambda n: (len(n), n))
     terms = list(dict.fromkeys(m[0] for m in _CODE_WORD.finditer(quote)))
-    if not numbers and not terms:
-        return []
     said_numbers, said = numbers_in(narration, lenient=True), normalise(narration)
     missing = [n for n in numbers if n not in said_numbers] + [t for t in terms if normalise(t) not in said]
-    kept = len(numbers) + len(terms) - len(missing)
-    return missing if 2 * kept < len(numbers) + len(terms) else []
+    return missing, len(numbers) + len(terms)
 
 
 _YES_NO_EN = re.compile(
@@ -864,8 +872,11 @@ def word_share(question: str, sentence: str) -> float:
 def says(narration: str, sentence: str) -> bool:
     """Whether ``narration`` already says what ``sentence`` states: most of its numbers and code
     terms or, for a sentence without any, most of its content words."""
-    if numbers_in(sentence) or _CODE_WORD.search(readable(sentence)):
-        return not left_out(narration, sentence)
+    missing, total = _unsaid(narration, sentence)
+    if total:
+        # More than half: a line of program output that shares one of a list's two numbers ("三日均價
+        # 小於六日均價" beside "四個買賣點…三日均價由下往上…") does not say the list.
+        return 2 * (total - len(missing)) > total
     units = _content_units(sentence)
     return not units or len(units & _content_units(narration)) >= 0.5 * len(units)
 
