@@ -116,7 +116,11 @@ class Settings(BaseSettings):
     llm_local_model: Path | None = Field(
         None, description="GGUF for the built-in llama.cpp server (default: the packaged Qwen2.5 1.5B)."
     )
-    llm_timeout_s: float = Field(120.0, description="Timeout of one LLM request, in seconds.")
+    llm_timeout_s: float = Field(
+        120.0,
+        description="Timeout of one LLM request, in seconds (the built-in model gets the time to write its "
+        "token limit on top).",
+    )
     llm_max_retries: int = Field(3, description="Retries of transient LLM faults (429, 5xx, timeouts).")
     min_relevance: float | None = Field(
         None,

@@ -5,6 +5,7 @@ request it receives, and injects faults on demand: queue them with :meth:`StubSe
 and the next requests get them in order, one each.
 
 Faults: ``"429"``, ``"500"``, ``"503"``, ``"timeout"`` (sleeps longer than the client waits),
+``"slow"`` (sleeps as long, then answers),
 ``"drop"`` (closes the connection without a response), ``"401"`` (echoes the presented key in the
 message, as real servers partly do), ``"404"`` (unknown model), ``"400-context"`` (prompt longer
 than the model's context), ``"429-quota"`` (out of quota: retrying cannot help), ``"html"`` (a 200
@@ -211,6 +212,8 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(stub.timeout_sleep_s)
                 self.close_connection = True
                 return
+            if fault == "slow":  # answers, but only after timeout_sleep_s
+                time.sleep(stub.timeout_sleep_s)
             if fault == "html":
                 page = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
                 self.send_response(200)

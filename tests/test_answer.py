@@ -662,6 +662,22 @@ def test_a_hung_server_fails_after_the_client_retries_and_is_not_retried_by_the_
     assert not is_retryable(caught.value) and "RAGREEL_LLM_TIMEOUT_S" in str(caught.value)
 
 
+def test_the_built_in_model_gets_the_time_to_write_its_whole_reply(stub, settings):
+    """On a CPU, a reply that runs to its token limit takes longer than RAGREEL_LLM_TIMEOUT_S: the
+    built-in server's requests get the time to write max_tokens too; a remote server's do not."""
+    stub.timeout_sleep_s = 2.0  # over the 1 s timeout, under 1 s + 20 tokens at 5 a second
+    stub.reply = lambda body: "90 to 95 degrees"
+    chat = [{"role": "user", "content": "<question>How hot for oolong?</question>"}]
+    local = llm_client.Endpoint("local", stub.url, "stub-model", KEY)
+    stub.fail_next("slow")
+    reply = llm_client.complete_chat(chat, max_tokens=20, settings=settings, endpoint=local)
+    assert reply.text and len(stub.chat_requests()) == 1
+    remote = llm_client.Endpoint("openai", stub.url, "stub-model", KEY)
+    stub.fail_next("slow", "slow", "slow")
+    with pytest.raises(TransientError):
+        llm_client.complete_chat(chat, max_tokens=20, settings=settings, endpoint=remote)
+
+
 def test_a_reply_that_is_not_the_openai_format_is_a_clear_permanent_error(stub, settings):
     stub.fail_next("html")
     with pytest.raises(PermanentError) as caught:

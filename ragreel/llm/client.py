@@ -37,6 +37,12 @@ NO_KEY = "sk-no-key-required"
 # The local model samples with a fixed seed, so the same question and passages give the same answer
 # (remote servers keep their own sampling: not all of them accept a seed).
 LOCAL_SEED = 7
+# The built-in model runs on this machine's CPU, where a reply that runs to its token limit (a small
+# model repeating itself) takes longer than RAGREEL_LLM_TIMEOUT_S: measured 1,065 tokens in 100 s
+# after 35 s of prompt on 2 busy cores. Its requests get the time to write max_tokens at this rate
+# on top of the timeout, so such a reply ends cut off (and its finished scenes are kept) instead of
+# timing out; with the fixed seed, each retry would only have written the same reply again.
+LOCAL_SLOWEST_TOKENS_PER_S = 5.0
 
 Backend = Literal["openai", "local"]
 
@@ -313,6 +319,14 @@ def _sampling_extras(endpoint: Endpoint) -> dict:
     return {"seed": LOCAL_SEED} if endpoint.backend == "local" else {}
 
 
+def request_timeout(endpoint: Endpoint, settings: Settings, max_tokens: int) -> float:
+    """Seconds one request may take: RAGREEL_LLM_TIMEOUT_S, and for the built-in local model the
+    time to write ``max_tokens`` on a slow CPU on top (see :data:`LOCAL_SLOWEST_TOKENS_PER_S`)."""
+    if endpoint.backend != "local":
+        return settings.llm_timeout_s
+    return settings.llm_timeout_s + max_tokens / LOCAL_SLOWEST_TOKENS_PER_S
+
+
 def response_format(endpoint: Endpoint, schema: dict) -> dict:
     """Constrained decoding to ``schema``: llama-cpp-python's form for the local server, OpenAI's
     structured outputs (which vLLM, Ollama and llama.cpp's own server also accept) otherwise."""
@@ -347,6 +361,8 @@ def complete_chat(
     extras = _sampling_extras(endpoint)
     if json_schema is not None:
         extras["response_format"] = response_format(endpoint, json_schema)
+    if endpoint.backend == "local":
+        extras["timeout"] = request_timeout(endpoint, settings, max_tokens)
 
     def create():
         return client.chat.completions.create(
