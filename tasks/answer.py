@@ -29,6 +29,7 @@ from ragreel.llm.evidence import (
     candidate_sentences,
     check_scene,
     extractive_scene,
+    normalise,
     question_parts,
     readable,
     repeats,
@@ -412,11 +413,18 @@ def _with_answer_sentences(
     checks: list[str],
 ) -> list[Scene]:
     """The scenes with, after the first, each answer sentence (see :func:`answer_sentences`) whose
-    numbers, terms or words no scene says yet: extractive, so right by construction."""
+    numbers, terms or words no scene says yet: extractive, so right by construction. A sentence a
+    scene quotes counts as said: that scene passed its check against it."""
     said = " ".join(scene.narration for scene in scenes)
+    quoted = {normalise(e.quote) for scene in scenes for e in scene.evidence}
     added = []
     for scene in answer_sentences(question, passages, language, settings):
-        if says(said, scene.evidence[0].quote) or any(repeats(scene.narration, s.narration) for s in scenes):
+        quote = scene.evidence[0].quote
+        if (
+            normalise(quote) in quoted
+            or says(said, quote)
+            or any(repeats(scene.narration, s.narration) for s in scenes)
+        ):
             continue
         added.append(scene)
         said += " " + scene.narration

@@ -674,9 +674,23 @@ def test_a_line_of_code_under_its_label_is_one_sentence_that_can_answer():
         "To rebuild the index: a()",
         long_line,
     ]
-    # reST's directive between the label and its example is skipped.
+    # reST's directive between the label and its example is skipped; prompts are not said.
     assert with_code_joined(["To rebuild the index:", "doctest::", ">>> rebuild(index)"]) == [
         "To rebuild the index: rebuild(index)"
+    ]
+    assert with_code_joined(
+        ["To print each one:", "code-block:: python", ">>> for x in xs:", "...     print(x)"]
+    ) == ["To print each one: for x in xs: print(x)"]
+    # Code is no label, not even code ending in a colon or commented out.
+    loop = ["for student in sorted(students, key=lambda s: s.grade):", "    print(student.name)"]
+    assert with_code_joined(loop) == loop
+    assert with_code_joined(["# print(debug_info(x, y, z))", "run(x);"]) == [
+        "# print(debug_info(x, y, z))",
+        "run(x);",
+    ]
+    assert with_code_joined(["To sort a list in place:", "Call sorted(xs)."]) == [
+        "To sort a list in place:",
+        "Call sorted(xs).",
     ]
 
 

@@ -267,8 +267,9 @@ def map_error(exc: Exception, endpoint: Endpoint) -> RagreelError:
         )
     if isinstance(exc, openai.APITimeoutError):
         return ServerTimeout(
-            f"the LLM server at {server} did not answer within RAGREEL_LLM_TIMEOUT_S, "
-            "on any of its RAGREEL_LLM_MAX_RETRIES retries",
+            f"the LLM server at {server} did not answer within RAGREEL_LLM_TIMEOUT_S (for the "
+            "built-in model, plus the time to write its token limit), on any of its "
+            "RAGREEL_LLM_MAX_RETRIES retries",
             stage=STAGE,
             hint="check that the server is not overloaded or hung, or raise RAGREEL_LLM_TIMEOUT_S",
         )
@@ -348,11 +349,13 @@ def complete_chat(
     settings: Settings | None = None,
     endpoint: Endpoint | None = None,
     json_schema: dict | None = None,
+    timeout_s: float | None = None,
 ) -> ChatReply:
     """One chat completion on the configured backend (the local one started if needed).
 
     With ``json_schema`` the server is asked to constrain its reply to it; a server that refuses
     the request for that reason is asked again without it (the caller validates the reply anyway).
+    ``timeout_s`` replaces :func:`request_timeout` for a request that must stay short.
     """
     settings = settings or get_settings()
     endpoint = endpoint or resolve_endpoint(settings)
@@ -361,8 +364,9 @@ def complete_chat(
     extras = _sampling_extras(endpoint)
     if json_schema is not None:
         extras["response_format"] = response_format(endpoint, json_schema)
-    if endpoint.backend == "local":
-        extras["timeout"] = request_timeout(endpoint, settings, max_tokens)
+    extras["timeout"] = (
+        timeout_s if timeout_s is not None else request_timeout(endpoint, settings, max_tokens)
+    )
 
     def create():
         return client.chat.completions.create(

@@ -147,10 +147,11 @@ def with_lists_joined(sentences: list[str]) -> list[str]:
 _CODE_COMMENT = re.compile(r"^\s*(?:#|//|--)\s+")
 _TRAILING_COMMENT = re.compile(r"\s(?:#|//)\s.*$")
 # A line of a program or a shell: a prompt, a call, an option, a statement's semicolon.
-_CODE_LINE = re.compile(r"^\s*(?:>>>|\$)\s|[A-Za-z_][\w.]*\(|(?:^|\s)--?[A-Za-z]|;\s*$")
+_CODE_LINE = re.compile(r"^\s*(?:>>>|\.\.\.|\$)\s|[A-Za-z_][\w.]*\(|(?:^|\s)--?[A-Za-z]|;\s*$")
+_PROMPT = re.compile(r"^\s*(?:>>>|\.\.\.|\$)\s+")  # an interpreter's or a shell's
 _STRING_LITERAL = re.compile(r"\"[^\"]*\"|'[^']*'")
 # reST's directive between a sentence and its example (".. doctest::"): nothing to say.
-_DIRECTIVE = re.compile(r"(?:\.\.\s*)?[\w-]+::")
+_DIRECTIVE = re.compile(r"(?:\.\.\s*)?[a-z][\w-]*::(?:\s+\S+)?")  # doctest::, code-block:: python
 # At most this many lines of code go with their label, as long as together they are this short
 # (weight, see _weight): a whole program is read on screen, not said.
 MAX_JOINED_CODE_LINES = 3
@@ -172,13 +173,14 @@ def with_code_joined(sentences: list[str]) -> list[str]:
         if start < len(sentences) and _DIRECTIVE.fullmatch(sentences[start].strip()):
             start += 1
         code = _code_lines_from(sentences, start)
-        is_label = re.search(r"[:：]$", label) or (_CODE_COMMENT.match(label) and not _is_code_line(label))
-        if not code or not is_label or _weight(readable(_CODE_COMMENT.sub("", label))) < 6:
+        words = _CODE_COMMENT.sub("", label)
+        is_label = (re.search(r"[:：]$", label) or _CODE_COMMENT.match(label)) and not _is_code_line(words)
+        if not code or not is_label or _weight(readable(words)) < 6:
             joined.append(label)
             index += 1
             continue
-        label = re.sub(r"[:：]+$", "", _CODE_COMMENT.sub("", label)).strip()
-        said = " ".join(re.sub(r"^\s*(?:>>>|\$)\s+", "", line).strip() for line in code)
+        label = re.sub(r"[:：]+$", "", words).strip()
+        said = " ".join(_PROMPT.sub("", line).strip() for line in code)
         joined.append(f"{label}：{said}" if has_han(label) else f"{label}: {said}")
         index = start + len(code)
     return joined
@@ -197,9 +199,10 @@ def _code_lines_from(sentences: list[str], start: int) -> list[str]:
 
 
 def _is_code_line(line: str) -> bool:
-    """Whether ``line`` is a line of code or a shell command, not prose that mentions some."""
-    words = _TRAILING_COMMENT.sub("", _STRING_LITERAL.sub('""', line))
-    if has_han(words) or re.search(r"[A-Za-z]{2,}[.!?]$", words) or _CODE_COMMENT.match(line):
+    """Whether ``line`` is a line of code or a shell command, not prose that mentions some (a line
+    of code does not end in a full stop: "Call sorted(xs)." is prose)."""
+    words = _TRAILING_COMMENT.sub("", _STRING_LITERAL.sub('""', line)).rstrip()
+    if has_han(words) or re.search(r"(?<!\.)[.!?]$", words) or _CODE_COMMENT.match(line):
         return False
     return bool(_CODE_LINE.search(words) or _CODE_STATEMENT.match(line.strip()))
 
@@ -870,8 +873,8 @@ def word_share(question: str, sentence: str) -> float:
 
 
 def says(narration: str, sentence: str) -> bool:
-    """Whether ``narration`` already says what ``sentence`` states: most of its numbers and code
-    terms or, for a sentence without any, most of its content words."""
+    """Whether ``narration`` already says what ``sentence`` states: more than half of its numbers and
+    code terms or, for a sentence without any, half of its content words."""
     missing, total = _unsaid(narration, sentence)
     if total:
         # More than half: a line of program output that shares one of a list's two numbers ("三日均價

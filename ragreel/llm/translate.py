@@ -69,6 +69,7 @@ def translate_question(question: str, target: Language, settings: Settings) -> s
             max_tokens=60 + len(question),
             temperature=0.0,
             settings=quick,
+            timeout_s=quick.llm_timeout_s,  # no time added for the local model's token limit
         )
     except RagreelError as exc:
         log.warning("Searching without a translation of the question: %s", exc.message)
