@@ -30,11 +30,14 @@ from ragreel.llm.evidence import (
     check_scene,
     extractive_scene,
     normalise,
+    numbers_in,
     question_parts,
     readable,
     repeats,
     says,
     sentence_scenes,
+    unsupported,
+    with_its_section,
     word_share,
 )
 from ragreel.llm.prompt import LengthTarget, not_covered_message, spoken_seconds
@@ -367,11 +370,12 @@ def answer_sentences(
     if not candidates:
         return []
     asked = [question, *question_parts(question)]
-    cosines = _cosines_to(asked, [readable(sentence) for _, sentence in candidates], settings)
+    read = [with_its_section(sentence, passages[number - 1]) for number, sentence in candidates]
+    cosines = _cosines_to(asked, read, settings)
     floor = settings.relevance_floor(language) + ANSWER_SENTENCE_MARGIN
     best: list[int] = []
     for number, (text, part_cosines) in enumerate(zip(asked, cosines, strict=True)):
-        words = np.asarray([word_share(text, sentence) for _, sentence in candidates])
+        words = np.asarray([word_share(text, sentence) for sentence in read])
         scores = part_cosines + WORD_WEIGHT * words / max(words.max(), 1e-9)
         order = np.argsort(-scores, kind="stable")[: ANSWER_SENTENCES if number == 0 else 1]
         best += [
@@ -414,9 +418,14 @@ def _with_answer_sentences(
 ) -> list[Scene]:
     """The scenes with, after the first, each answer sentence (see :func:`answer_sentences`) whose
     numbers, terms or words no scene says yet: extractive, so right by construction. A sentence a
-    scene quotes counts as said: that scene passed its check against it."""
+    scene quotes counts as said when that scene says some of it (see :func:`_says_some_of`)."""
     said = " ".join(scene.narration for scene in scenes)
-    quoted = {normalise(e.quote) for scene in scenes for e in scene.evidence}
+    quoted = {
+        normalise(e.quote)
+        for scene in scenes
+        for e in scene.evidence
+        if _says_some_of(scene.narration, e.quote)
+    }
     added = []
     for scene in answer_sentences(question, passages, language, settings):
         quote = scene.evidence[0].quote
@@ -430,6 +439,14 @@ def _with_answer_sentences(
         said += " " + scene.narration
         checks.append(f"answer sentence added, no scene said it: {scene.narration!r}")
     return scenes[:1] + added + scenes[1:]
+
+
+def _says_some_of(narration: str, quote: str) -> bool:
+    """Whether a scene's narration says something of a quote it rests on: one of its numbers, which
+    its check allows ("特休最多加到 30 天" on "…加至三十日為止"), or enough of its words to be supported
+    by it. A small model often quotes the answer sentence and narrates another ("The multisort
+    function takes…" on "…then sort again using grade"): that quote is not said."""
+    return bool(numbers_in(narration) & numbers_in(quote, lenient=True)) or not unsupported(quote, narration)
 
 
 def _each_said_once(scenes: list[Scene], checks: list[str]) -> list[Scene]:

@@ -894,6 +894,20 @@ def test_a_sentence_far_from_the_question_is_never_added_as_its_answer(e5):
     assert "90 and 95 degrees" in answer.narration
 
 
+def test_a_quoted_sentence_the_scene_does_not_say_is_added(stub, settings):
+    """The small model often quotes the sentence that answers and narrates another true one."""
+    mists = TEA_EN[2][3].split(". ")[1]  # "Cool mists slow the growth of the leaves, which gives …"
+    stub.reply = script_reply((3, mists, "High-mountain oolong grows in Taiwan."))
+    answer = answer_question(
+        "What gives high-mountain oolong its sweet and creamy taste?",
+        make_passages(TEA_EN, "en"),
+        settings=settings,
+    )
+    scenes = [(s.origin, s.narration) for s in answer.scenes]
+    assert scenes[0] == ("model", "High-mountain oolong grows in Taiwan.")
+    assert ("extractive", mists) in scenes, scenes
+
+
 def test_the_sentence_that_answers_is_added_when_no_scene_says_it(stub, settings):
     # True, and beside the point: the small model's typical answer to a question it half read.
     stub.reply = script_reply((1, OOLONG, "Oolong is brewed at 90 to 95 degrees Celsius."))

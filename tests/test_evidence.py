@@ -21,6 +21,7 @@ from ragreel.llm.evidence import (
     talks_about_sources,
     terms_in,
     with_code_joined,
+    with_its_section,
     without_source_lead_ins,
 )
 from ragreel.llm.script import parse_script, tidy_narration
@@ -214,6 +215,7 @@ def test_talking_about_sources_in_both_languages():
         "According to the document, it is hot.",
         "Passage 2 says so.",
         "This document explores the various techniques for sorting data using Python.",
+        "Yes, Andrew Dalke and Raymond Hettinger are the authors of this document.",
         "在「數字」一節中有說明。",
         "這份資料列出了",
         "這段說明提到，最高手牌是J、5、5、5。",
@@ -408,6 +410,13 @@ def test_english_words_in_a_chinese_scene_must_come_from_its_quote():
         ("This idiom is called Decorate-Sort-Undecorate after its three steps:", True),
         ("To generate a private key for a certificate, use the following command:", False),
         ("其中最常用的幾個參數包括：", False),
+        # "For example," opens a sentence that says its step itself.
+        (
+            "For example, to sort the student data by descending grade and then ascending age, do the age"
+            " sort first and then sort again using grade:",
+            True,
+        ),
+        ("For example, use the following command:", False),
         # A program's lines and printed values are shown, not said; a command answers "how do I".
         ("return repr((self.name, self.grade, self.age))", False),
         ("const vConsole = new VConsole();", False),
@@ -591,6 +600,15 @@ def test_a_statement_before_a_list_is_narrated_without_its_colon():
     assert check_scene(scene, [passage(sentence, "zh")], "twstock 要怎麼抓歷史資料？", "zh").passed
 
 
+def assert_quotable(source: Passage, joined: str, quote: str, question: str) -> None:
+    """``joined`` is a sentence of ``source`` to narrate: a quote of one part locates to all of it,
+    and a scene narrating it on that quote passes its check."""
+    assert joined in [s for _, s in candidate_sentences([source], source.language)]
+    assert locate_quote(quote, source) == joined
+    scene = Scene(narration=joined, evidence=[Evidence(passage=1, quote=quote)])
+    assert check_scene(scene, [source], question, source.language).passed
+
+
 def test_a_list_under_its_label_is_one_sentence_that_can_answer():
     """The answer to "which conditions…?" is often a list: its label alone announces, its items
     alone are fragments, together they are a sentence to quote and narrate."""
@@ -608,10 +626,8 @@ def test_a_list_under_its_label_is_one_sentence_that_can_answer():
         joined,
     ]
     # A quote of one item, or of the label and the first items, is evidence: the whole list.
-    assert locate_quote("量縮價不跌 / 量縮價跌", criteria) == joined
+    assert_quotable(criteria, joined, "量縮價不跌 / 量縮價跌", "四大買賣點看哪些條件？")
     assert locate_quote("四個買賣點分別為：量大收紅、量大收黑", criteria) == joined
-    scene = Scene(narration=joined, evidence=[Evidence(passage=1, quote="量縮價不跌 / 量縮價跌")])
-    assert check_scene(scene, [criteria], "四大買賣點看哪些條件？", "zh").passed
 
     # English; and items that are sentences of their own stay sentences.
     steps = passage(
@@ -636,10 +652,7 @@ def test_a_line_of_code_under_its_label_is_one_sentence_that_can_answer():
         "zh",
     )
     joined = "结束调试后，可移除掉：vConsole.destroy();"
-    assert joined in [s for _, s in candidate_sentences([readme], "zh")]
-    assert locate_quote("vConsole.destroy();", readme) == joined
-    scene = Scene(narration=joined, evidence=[Evidence(passage=1, quote="vConsole.destroy();")])
-    assert check_scene(scene, [readme], "vConsole 測完了想把它拿掉，要呼叫什麼？", "zh").passed
+    assert_quotable(readme, joined, "vConsole.destroy();", "vConsole 測完了想把它拿掉，要呼叫什麼？")
 
     howto = passage(
         "Generating a key for the RSA algorithm is quite easy, all you have to do is the following:\n\n"
@@ -694,10 +707,12 @@ def test_a_line_of_code_under_its_label_is_one_sentence_that_can_answer():
     ]
 
 
-def test_a_sentence_is_said_when_more_than_half_its_numbers_and_terms_are():
+def test_a_sentence_is_said_when_half_its_words_and_more_than_half_its_numbers_and_terms_are():
     listed = "四個買賣點分別為：量大收紅、量縮價不跌、三日均價由下往上。"
     # Program output sharing one of the list's two numbers (三) does not say the list.
     assert not says("6223: Sell 量縮價跌, 三日均價小於六日均價", listed)
+    # All its numbers (四, 三) are there, but hardly any of its words: the list is not said.
+    assert not says("四大買賣點判斷。6223: Sell 量縮價跌, 三日均價小於六日均價。", listed)
     assert says("四個買賣點是量大收紅、量縮價不跌和三日均價由下往上。", listed)
     command = "openssl genrsa -des3 -out privkey.pem 2048"
     assert says("Run openssl genrsa -des3 -out privkey.pem for a protected key.", command)  # 3 of 4
@@ -796,3 +811,18 @@ def test_every_sentence_offered_as_an_extractive_scene_passes_its_own_check():
                     if not result.sound:
                         failures.append((path.name, sentence[:80], result.problems))
     assert checked > 1000 and failures == []
+
+
+def test_a_command_is_ranked_with_the_name_of_its_section():
+    """A command says nothing in words; its section's name says what it does."""
+    command = "openssl req -new -x509 -key privkey.pem -out cacert.pem -days 1095"
+    certificates = passage(f"You can create one yourself.\n\n{command}").model_copy(
+        update={"heading": "Certificates > Creating a self-signed test certificate"}
+    )
+    assert with_its_section(command, certificates) == f"Creating a self-signed test certificate: {command}"
+    assert with_its_section("You can create one yourself.", certificates) == "You can create one yourself."
+    assert with_its_section(command, passage(command)) == command  # no section, nothing to add
+    labelled = f"You can create one yourself with the following command: {command}"
+    assert with_its_section(labelled, certificates) == labelled  # its own words say what it does
+    code = "d = {'grade': 1}"
+    assert with_its_section(code, certificates) == f"Creating a self-signed test certificate: {code}"

@@ -335,7 +335,9 @@ _ABOUT_SOURCES_EN = re.compile(
     r"|\b(?:according to|based on|as (?:stated|described|mentioned|explained) in)\s+the\s+"
     r"(?:provided\s+|given\s+)?(?:documents?|sources?|texts?|context|sections?)\b"
     r"|\bis (?:described|explained|mentioned|discussed|covered|detailed|listed) in\b"
-    r"|\b(?:is|are) in the (?:documents?|sources?|texts?|context)\b",
+    r"|\b(?:is|are) in the (?:documents?|sources?|texts?|context)\b"
+    # "… is the author of this document": what the source is, not what it says
+    r"|\b(?:of|in|from)\s+this\s+(?:documents?|texts?|articles?|passages?)\b",
     re.IGNORECASE,
 )
 # What a Chinese narration calls its sources: the documents, and a stretch of their text.
@@ -835,9 +837,14 @@ _POINTS_AHEAD = re.compile(
 )
 
 
+# "For example, to sort by grade, do the age sort first and then sort again using grade:" opens with
+# its pointer and then says the whole step itself.
+_EXAMPLE_OPENER = re.compile(r"^\W*(?:for example|for instance|e\.g\.|例如|比如)\s*[,，、]\s*", re.IGNORECASE)
+
+
 def _points_ahead(text: str) -> bool:
     """Whether a sentence ending in a colon only announces what comes after it."""
-    return bool(_POINTS_AHEAD.search(text))
+    return bool(_POINTS_AHEAD.search(_EXAMPLE_OPENER.sub("", text)))
 
 
 def sentence_scenes(passages: list[Passage], number: int, language: str) -> list[Scene]:
@@ -866,6 +873,21 @@ def candidate_sentences(passages: list[Passage], language: str) -> list[tuple[in
     ]
 
 
+def with_its_section(sentence: str, passage: Passage) -> str:
+    """``sentence`` as read when ranking it against a question: a line of code or a command says
+    nothing in words ("openssl req -new -x509 ... -days 1095"), so it is read with the name of the
+    section it stands in ("Creating a self-signed test certificate: openssl req ...")."""
+    section = passage.heading.rsplit(" > ", 1)[-1].strip()
+    return f"{section}: {readable(sentence)}" if section and _is_bare_code(sentence) else readable(sentence)
+
+
+def _is_bare_code(sentence: str) -> bool:
+    """Whether ``sentence`` is code without the words that say what it does (see
+    :func:`with_code_joined`: "Generating a key is easy: openssl genrsa ..." has them)."""
+    label = re.split(r"[:：]\s", sentence, maxsplit=1)[0]
+    return _is_code_line(sentence) and (label == sentence or _is_code_line(label))
+
+
 def word_share(question: str, sentence: str) -> float:
     """How much of ``sentence``'s content is the question's words, favouring short sentences."""
     units = _content_units(sentence)
@@ -873,15 +895,15 @@ def word_share(question: str, sentence: str) -> float:
 
 
 def says(narration: str, sentence: str) -> bool:
-    """Whether ``narration`` already says what ``sentence`` states: more than half of its numbers and
-    code terms or, for a sentence without any, half of its content words."""
-    missing, total = _unsaid(narration, sentence)
-    if total:
-        # More than half: a line of program output that shares one of a list's two numbers ("三日均價
-        # 小於六日均價" beside "四個買賣點…三日均價由下往上…") does not say the list.
-        return 2 * (total - len(missing)) > total
+    """Whether ``narration`` already says what ``sentence`` states: half of its content words and,
+    where it has numbers or code terms, more than half of those."""
     units = _content_units(sentence)
-    return not units or len(units & _content_units(narration)) >= 0.5 * len(units)
+    # Words first: the numbers of a list ("四個買賣點…三日均價…六日均價") can all turn up in a narration
+    # that says none of its items ("四大買賣點" and a console line "三日均價小於六日均價").
+    if units and len(units & _content_units(narration)) < 0.5 * len(units):
+        return False
+    missing, total = _unsaid(narration, sentence)
+    return 2 * (total - len(missing)) > total if total else True
 
 
 def best_sentences(question: str, passages: list[Passage], language: str, count: int = 2) -> list[Scene]:
