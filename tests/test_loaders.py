@@ -214,3 +214,26 @@ def test_underlined_lines_of_a_text_file_are_its_headings(tmp_path):
     ]
     plain = load_document(write(tmp_path, "plain.txt", "A title\n\nA paragraph.\n\n---\n\nAfter a rule.\n"))
     assert plain.title == "A title" and [s.heading for s in plain.sections] == [""]
+
+
+def test_numbered_lines_standing_alone_are_a_text_files_headings(tmp_path):
+    """Plain-text HOWTOs and RFCs number their sections; a passage then carries its section's name
+    ("Creating a self-signed test certificate" for a bare command line)."""
+    text = (
+        "HOWTO certificates\n\n1. Introduction\n\nHow you handle certificates depends on your role.\n\n"
+        "4. Creating a self-signed test certificate\n\nYou can create one yourself.\n\n"
+        "  openssl req -new -x509 -days 1095\n\n4.1 Options\n\nDays count from today.\n"
+    )
+    document = load_document(write(tmp_path, "certs.txt", text))
+    assert document.title == "HOWTO certificates"
+    assert [s.heading for s in document.sections] == [
+        "Introduction",
+        "Creating a self-signed test certificate",
+        "Creating a self-signed test certificate > Options",
+    ]
+    assert "openssl req -new -x509 -days 1095" in document.sections[1].text
+    # Numbered lines one after the other are a list, and a numbered sentence is a sentence.
+    steps = "Steps\n\n1. Install it\n\n2. Run it\n\nThat is all.\n"
+    assert [s.heading for s in load_document(write(tmp_path, "steps.txt", steps)).sections] == [""]
+    rules = "Rules\n\n1. A run counts.\n\nText.\n\n2. A pair counts.\n\nMore text.\n"
+    assert [s.heading for s in load_document(write(tmp_path, "rules.txt", rules)).sections] == [""]

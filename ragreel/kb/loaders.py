@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # Changes whenever a loader reads the same file into different text; part of the knowledge
 # base's pipeline, so the next ingest rereads every file.
-LOADERS_VERSION = "5-one-line-joint-rule"
+LOADERS_VERSION = "6-numbered-text-headings"
 
 SUPPORTED_SUFFIXES = {
     ".md": "markdown",
@@ -210,16 +210,43 @@ def _text_block(lines: list[str], width: int) -> str:
     return _unwrap_lines("\n".join(lines), width).strip()
 
 
+# A numbered heading standing alone on its line ("4. Creating a self-signed test certificate",
+# "2.1 Keys"): short, capitalised, without a sentence's end mark.
+_NUMBERED_HEADING = re.compile(r"(\d{1,2}(?:\.\d{1,2})*)\.?[ \t]+([A-Z][^\n]{0,70}[^\s.,:;!?])")
+
+
+def _numbered_headings(paragraphs: list[str]) -> dict[int, tuple[int, str]]:
+    """Paragraph index -> (level, heading) for the one-line paragraphs that number the sections of a
+    plain text file (RFCs, HOWTOs). Two in a row are a numbered list, not headings; one alone is
+    not enough to tell."""
+    numbered = {
+        index: match
+        for index, p in enumerate(paragraphs)
+        if (match := _NUMBERED_HEADING.fullmatch(p.strip()))
+    }
+    headings = {
+        index: (match[1].count(".") + 2, match[2].strip())  # level 1 is the document's title
+        for index, match in numbered.items()
+        if index + 1 < len(paragraphs) and index + 1 not in numbered
+    }
+    return headings if len(headings) >= 2 and len(headings) == len(numbered) else {}
+
+
 def _load_text(data: bytes, path: Path) -> Document:
     """Paragraphs between blank lines, unwrapped; a line underlined with = - ~ ^ * # or + is a
-    heading (reStructuredText and Setext), its level the order in which its style first appears."""
+    heading (reStructuredText and Setext), its level the order in which its style first appears;
+    numbered lines standing alone ("4. Creating a certificate") are headings too."""
     text = decode_text(data).replace("\r\n", "\n")
     paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", text) if p.strip()]
+    numbered_headings = _numbered_headings(paragraphs)
     lengths = sorted(len(line.rstrip()) for p in paragraphs for line in p.split("\n") if line.strip())
     # The width the file was wrapped at: a long code line or address must not hide it.
     width = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
     builder, styles = _SectionBuilder(), []
-    for paragraph in paragraphs:
+    for number, paragraph in enumerate(paragraphs):
+        if number in numbered_headings:
+            builder.heading(*numbered_headings[number])
+            continue
         lines = paragraph.split("\n")
         start = 0
         for index in range(1, len(lines)):
@@ -236,10 +263,15 @@ def _load_text(data: bytes, path: Path) -> Document:
     document = builder.document(path)
     first = document.sections[0].text if document.sections and not styles else ""
     first_line = first.split("\n", 1)[0]
-    # Without headings, a short first line standing alone reads as the document's title.
-    if first and len(first_line) <= 80 and first.startswith(first_line + "\n\n"):
+    # Without headings, a short first line standing alone reads as the document's title (before the
+    # first numbered heading, it may be all the first section holds).
+    stands_alone = first.startswith(first_line + "\n\n") or (
+        first == first_line and len(document.sections) > 1
+    )
+    if first and len(first_line) <= 80 and stands_alone:
         document.title = first_line.strip()
         document.sections[0].text = first[len(first_line) :].strip()
+        document.sections = [s for s in document.sections if s.text or s.pictures]
     return document
 
 
