@@ -443,9 +443,10 @@ def _with_answer_sentences(
 
 def _says_some_of(narration: str, quote: str) -> bool:
     """Whether a scene's narration says something of a quote it rests on: one of its numbers, which
-    its check allows ("特休最多加到 30 天" on "…加至三十日為止"), or enough of its words to be supported
-    by it. A small model often quotes the answer sentence and narrates another ("The multisort
-    function takes…" on "…then sort again using grade"): that quote is not said."""
+    its check allows ("特休最多加到 30 天" on "…加至三十日為止"), or :data:`MIN_SUPPORT` of the quote's
+    words (Chinese: its characters, see :func:`unsupported`). A small model often quotes the answer
+    sentence and narrates another ("The multisort function takes…" on "…then sort again using
+    grade"): that quote is not said."""
     return bool(numbers_in(narration) & numbers_in(quote, lenient=True)) or not unsupported(quote, narration)
 
 

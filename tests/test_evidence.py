@@ -228,6 +228,7 @@ def test_talking_about_sources_in_both_languages():
         "Water boils at 100 degrees.",
         "說明書放在盒子裡。",
         "這段時間的內容更新較少。",
+        "Type your password in this text field.",
     ):
         assert not talks_about_sources(text), text
 

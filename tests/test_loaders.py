@@ -232,8 +232,24 @@ def test_numbered_lines_standing_alone_are_a_text_files_headings(tmp_path):
         "Creating a self-signed test certificate > Options",
     ]
     assert "openssl req -new -x509 -days 1095" in document.sections[1].text
-    # Numbered lines one after the other are a list, and a numbered sentence is a sentence.
-    steps = "Steps\n\n1. Install it\n\n2. Run it\n\nThat is all.\n"
-    assert [s.heading for s in load_document(write(tmp_path, "steps.txt", steps)).sections] == [""]
+    # Numbered lines next to each other are a list, a numbered sentence is a sentence, and a date
+    # is no number of a section.
+    steps = "1. Keys\n\nMake one.\n\n2. Use\n\nRun:\n\n1. Install it\n\n2. Run it\n\nThat is all.\n"
+    assert [(s.heading, s.text) for s in load_document(write(tmp_path, "steps.txt", steps)).sections] == [
+        ("Keys", "Make one."),
+        ("Use", "Run:\n\n1. Install it\n\n2. Run it\n\nThat is all."),
+    ]
     rules = "Rules\n\n1. A run counts.\n\nText.\n\n2. A pair counts.\n\nMore text.\n"
     assert [s.heading for s in load_document(write(tmp_path, "rules.txt", rules)).sections] == [""]
+    diary = "15 March 2024\n\nRain all day.\n\n16 March 2024\n\nSun.\n"
+    days = load_document(write(tmp_path, "diary.txt", diary))
+    assert [s.heading for s in days.sections] == [""] and "16 March 2024" in days.text
+    # A file that opens with its first section takes no title from the text under it.
+    memo = load_document(
+        write(tmp_path, "memo.txt", "1. 簡介\n\n這份備忘很短。\n\n2. 金鑰\n\n先產生金鑰。\n")
+    )
+    assert memo.title == "memo"
+    assert [(s.heading, s.text) for s in memo.sections] == [
+        ("簡介", "這份備忘很短。"),
+        ("金鑰", "先產生金鑰。"),
+    ]

@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragreel.text import UndecodableText, decode_bytes, inline_text, line_joint, parse_markdown
+from ragreel.text import HAN_CLASS, UndecodableText, decode_bytes, inline_text, line_joint, parse_markdown
 
 log = logging.getLogger(__name__)
 
@@ -211,25 +211,28 @@ def _text_block(lines: list[str], width: int) -> str:
 
 
 # A numbered heading standing alone on its line ("4. Creating a self-signed test certificate",
-# "2.1 Keys"): short, capitalised, without a sentence's end mark.
-_NUMBERED_HEADING = re.compile(r"(\d{1,2}(?:\.\d{1,2})*)\.?[ \t]+([A-Z][^\n]{0,70}[^\s.,:;!?])")
+# "2.1 Keys", "3. 安裝"): a number with its dot (so "15 March 2024" is no heading), then a short,
+# capitalised title without a sentence's end mark.
+_NUMBERED_HEADING = re.compile(
+    rf"(\d{{1,2}}\.(?:\d{{1,2}}\.?)*)[ \t]+([A-Z{HAN_CLASS}][^\n]{{0,70}}[^\s.,:;!?。，：；！？])"
+)
 
 
 def _numbered_headings(paragraphs: list[str]) -> dict[int, tuple[int, str]]:
     """Paragraph index -> (level, heading) for the one-line paragraphs that number the sections of a
-    plain text file (RFCs, HOWTOs). Two in a row are a numbered list, not headings; one alone is
-    not enough to tell."""
+    plain text file (RFCs, HOWTOs). Numbered lines next to each other are a list, not headings; a
+    file needs two that stand alone to be told apart from one that numbers a single line."""
     numbered = {
         index: match
         for index, p in enumerate(paragraphs)
         if (match := _NUMBERED_HEADING.fullmatch(p.strip()))
     }
     headings = {
-        index: (match[1].count(".") + 2, match[2].strip())  # level 1 is the document's title
+        index: (len(re.findall(r"\d+", match[1])) + 1, match[2].strip())  # level 1 is the title
         for index, match in numbered.items()
-        if index + 1 < len(paragraphs) and index + 1 not in numbered
+        if index + 1 < len(paragraphs) and index + 1 not in numbered and index - 1 not in numbered
     }
-    return headings if len(headings) >= 2 and len(headings) == len(numbered) else {}
+    return headings if len(headings) >= 2 else {}
 
 
 def _load_text(data: bytes, path: Path) -> Document:
@@ -261,7 +264,9 @@ def _load_text(data: bytes, path: Path) -> Document:
             start = index + 1
         builder.block(_text_block(lines[start:], width))
     document = builder.document(path)
-    first = document.sections[0].text if document.sections and not styles else ""
+    # Only text before any heading can be the title ("1. Introduction" comes first in some files).
+    before_headings = document.sections and not styles and not document.sections[0].heading
+    first = document.sections[0].text if before_headings else ""
     first_line = first.split("\n", 1)[0]
     # Without headings, a short first line standing alone reads as the document's title (before the
     # first numbered heading, it may be all the first section holds).

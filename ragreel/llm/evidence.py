@@ -336,8 +336,9 @@ _ABOUT_SOURCES_EN = re.compile(
     r"(?:provided\s+|given\s+)?(?:documents?|sources?|texts?|context|sections?)\b"
     r"|\bis (?:described|explained|mentioned|discussed|covered|detailed|listed) in\b"
     r"|\b(?:is|are) in the (?:documents?|sources?|texts?|context)\b"
-    # "… is the author of this document": what the source is, not what it says
-    r"|\b(?:of|in|from)\s+this\s+(?:documents?|texts?|articles?|passages?)\b",
+    # "… is the author of this document": what the source is, not what it says ("in this text field" is
+    # not about it)
+    r"|\b(?:authors?|title|purpose|scope)\s+of\s+this\s+(?:documents?|texts?|articles?|passages?)\b",
     re.IGNORECASE,
 )
 # What a Chinese narration calls its sources: the documents, and a stretch of their text.
